@@ -1,0 +1,70 @@
+// The token's long-lived keys, found by label and checked against lorakeep's policy
+// (DESIGN.md §2) before any use.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "pkcs11/session.hpp"
+#include "schemas/result.hpp"
+
+namespace lorakeep::appliance {
+
+/// Labels of token objects. A peer's BI KEKLabel "ns-000013" is the token object
+/// "lorakeep/kek/ns-000013".
+inline constexpr std::string_view storage_key_label = "lorakeep/storage";
+inline constexpr std::string_view kek_label_prefix = "lorakeep/kek/";
+inline constexpr std::string_view part_key_label_prefix = "lorakeep/part/";
+inline constexpr std::string_view transport_kek_label_prefix = "lorakeep/transport/";
+
+struct Policy {
+  /// The trusted-KEK switch: KEKs and the storage key must carry CKA_TRUSTED (set by the
+  /// security officer) and session keys are created with CKA_WRAP_WITH_TRUSTED, so only a
+  /// trusted key can wrap them.
+  bool trusted_keks = false;
+};
+
+/// The roles a long-lived key can have, each with the attributes it must (and must not)
+/// have.
+enum class KeyRole { storage, kek, part, transport };
+
+/// Checks a key's attributes against its role: sensitive, never extractable, AES, and
+/// exactly the usage of the role (storage: wrap+unwrap; kek: wrap; part: derive;
+/// transport: unwrap) — no encrypt, decrypt, sign or verify. With trusted_keks, storage
+/// and KEKs must be trusted. The failure message names the label and the first attribute
+/// that is wrong.
+Result<Ok> check_policy(const pkcs11::KeyAttributes& attrs, KeyRole role, const Policy& policy);
+
+/// Finds long-lived keys by label, checks their policy once, and caches the handle
+/// (object handles are valid for the whole application). Thread-safe; one per process.
+class KeyDirectory {
+ public:
+  explicit KeyDirectory(Policy policy = {}) : policy_(policy) {}
+
+  [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
+
+  Result<pkcs11::KeyRef> storage_key(pkcs11::Session& session);
+  /// `label` is the BI KEKLabel (without the prefix).
+  Result<pkcs11::KeyRef> kek(pkcs11::Session& session, std::string_view label);
+  Result<pkcs11::KeyRef> part_key(pkcs11::Session& session, std::string_view part_number);
+  Result<pkcs11::KeyRef> transport_kek(pkcs11::Session& session, std::string_view label);
+
+  /// Drops every cached handle (after keys were added or deleted, or a token came back).
+  void forget();
+
+ private:
+  Result<pkcs11::KeyRef> find(pkcs11::Session& session, const std::string& label, KeyRole role);
+
+  Policy policy_;
+  std::mutex mutex_;
+  std::map<std::string, pkcs11::KeyRef, std::less<>> cache_;
+};
+
+/// Maps a token error onto a lorakeep Status, keeping the CKR_* name and call in the
+/// message: lost session/token → token_unavailable; refused by key policy → key_policy;
+/// bad wrapped data or lengths → malformed; missing object → unknown_key.
+Failure token_failure(const pkcs11::Error& e, std::string_view doing);
+
+}  // namespace lorakeep::appliance
