@@ -34,7 +34,7 @@ struct Failure {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}            // NOLINT(google-explicit-constructor)
   Result(Failure failure) : v_(std::move(failure)) {}  // NOLINT(google-explicit-constructor)
 
   [[nodiscard]] bool ok() const noexcept { return std::holds_alternative<T>(v_); }
@@ -68,6 +68,8 @@ class [[nodiscard]] Result {
 
 struct Ok {};
 
-inline Failure fail(Status s, std::string message) { return Failure{s, std::move(message)}; }
+inline Failure fail(Status s, std::string message) {
+  return Failure{s, std::move(message)};
+}
 
 }  // namespace lorakeep
