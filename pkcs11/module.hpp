@@ -39,8 +39,8 @@ struct TokenInfo {
 class Module {
  public:
   struct Options {
-    std::filesystem::path path;            // e.g. /usr/lib/softhsm/libsofthsm2.so
-    std::optional<std::string> reserved;   // C_Initialize pReserved (NSS parameters)
+    std::filesystem::path path;           // e.g. /usr/lib/softhsm/libsofthsm2.so
+    std::optional<std::string> reserved;  // C_Initialize pReserved (NSS parameters)
   };
 
   explicit Module(const Options& options);
@@ -82,6 +82,9 @@ class Module {
 
   void* library_ = nullptr;  // dlopen handle, null for a borrowed function list
   CK_FUNCTION_LIST_PTR fns_ = nullptr;
+  // False when C_Initialize said CKR_CRYPTOKI_ALREADY_INITIALIZED: someone else in the
+  // process owns the library's initialization, and finalizing it would pull it from under them.
+  bool finalize_ = false;
   std::unique_ptr<AtomicCallCounts> counts_;
 };
 

@@ -107,10 +107,16 @@ class Session {
   [[nodiscard]] std::vector<std::uint8_t> aes_ecb_decrypt(KeyRef key,
                                                           std::span<const std::uint8_t> data);
   /// C_DeriveKey with CKM_AES_ECB_ENCRYPT_DATA: the new key's value is AES-ECB(base, data),
-  /// `data` 16 bytes; its attributes come from `tmpl`.
+  /// `data` 16 bytes; its attributes come from `tmpl`, CKA_VALUE_LEN included (SoftHSMv2
+  /// refuses an AES derivation without it). The token does not carry the base key's
+  /// protection over: a non-sensitive, extractable template gives a readable key.
   [[nodiscard]] OwnedKey derive_aes_ecb(KeyRef base, std::span<const std::uint8_t, 16> data,
                                         const KeyTemplate& tmpl);
+  /// One C_WrapKey in the usual case (a buffer large enough for AES-256 with padding).
   [[nodiscard]] std::vector<std::uint8_t> wrap(WrapMechanism mech, KeyRef kek, KeyRef key);
+  /// `tmpl` without CKA_VALUE_LEN (SoftHSMv2: CKR_ATTRIBUTE_READ_ONLY); the length comes from
+  /// the wrapped data. SoftHSMv2 2.6.1 then reports CKA_VALUE_LEN 0 on the new key, and a
+  /// failed integrity check as CKR_GENERAL_ERROR (class other), not WRAPPED_KEY_INVALID.
   [[nodiscard]] OwnedKey unwrap(WrapMechanism mech, KeyRef kek,
                                 std::span<const std::uint8_t> wrapped, const KeyTemplate& tmpl);
 

@@ -7,8 +7,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <vector>
 
+#include "pkcs11/error.hpp"
 #include "pkcs11/module.hpp"
 #include "pkcs11/secret.hpp"
 #include "pkcs11/session.hpp"
@@ -24,9 +26,10 @@ class PoolTimeout : public std::runtime_error {
 struct PoolStats {
   std::size_t capacity{};
   std::size_t in_use{};
-  std::size_t open{};          // sessions currently open (idle or in use)
-  std::uint64_t replaced{};    // sessions replaced after a lost session/token
-  std::uint64_t timeouts{};    // acquire() calls that timed out
+  std::size_t open{};        // sessions currently open (idle or in use)
+  std::uint64_t replaced{};  // lost sessions closed by the pool (counted when given back;
+                             // the replacement opens on a later acquire)
+  std::uint64_t timeouts{};  // acquire() calls that timed out
 };
 
 /// At most `capacity` sessions, opened lazily. `acquire` waits up to a timeout for one.
@@ -44,8 +47,7 @@ struct PoolStats {
 /// was removed and re-inserted may come back on another slot.
 class SessionPool {
  public:
-  SessionPool(const Module& module, TokenSelector selector, SecretBytes pin,
-              std::size_t capacity);
+  SessionPool(const Module& module, TokenSelector selector, SecretBytes pin, std::size_t capacity);
   ~SessionPool();
   SessionPool(const SessionPool&) = delete;
   SessionPool& operator=(const SessionPool&) = delete;
@@ -88,7 +90,7 @@ class SessionPool {
   mutable std::mutex mutex_;
   std::condition_variable available_;
   std::vector<std::unique_ptr<Session>> idle_;
-  std::size_t in_use_ = 0;        // leased + being opened
+  std::size_t in_use_ = 0;  // leased + being opened
   std::uint64_t replaced_ = 0;
   std::uint64_t timeouts_ = 0;
   std::optional<CK_SLOT_ID> slot_;

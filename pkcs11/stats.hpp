@@ -11,6 +11,8 @@
 namespace lorakeep::pkcs11 {
 
 /// The C_* functions this layer calls. `crypto` ones do cryptography in the token.
+// One enumerator per line would triple the length of this list.
+// clang-format off
 enum class Fn : std::uint8_t {
   Initialize, Finalize, GetInfo, GetSlotList, GetSlotInfo, GetTokenInfo, GetMechanismInfo,
   InitToken, InitPIN, OpenSession, CloseSession, CloseAllSessions, Login, Logout,
@@ -19,6 +21,7 @@ enum class Fn : std::uint8_t {
   GenerateKey, WrapKey, UnwrapKey, DeriveKey,
   count_  // not a function
 };
+// clang-format on
 
 [[nodiscard]] std::string_view fn_name(Fn f) noexcept;
 /// Encrypt, Decrypt, Sign, GenerateKey, WrapKey, UnwrapKey, DeriveKey.
@@ -37,7 +40,9 @@ struct CallCounts {
 /// Thread-safe counters for a whole module (all sessions).
 class AtomicCallCounts {
  public:
-  void add(Fn f) noexcept { by_fn_[static_cast<std::size_t>(f)].fetch_add(1, std::memory_order_relaxed); }
+  void add(Fn f) noexcept {
+    by_fn_[static_cast<std::size_t>(f)].fetch_add(1, std::memory_order_relaxed);
+  }
   [[nodiscard]] CallCounts snapshot() const noexcept;
 
  private:

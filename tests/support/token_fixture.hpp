@@ -32,6 +32,8 @@ class TempDir {
 /// Test data shipped in tests/data (the directory is compiled in).
 std::filesystem::path data_path(const std::string& name);
 
+/// One TestToken at a time per process: SoftHSMv2 reads SOFTHSM2_CONF once, in
+/// C_Initialize, and a second Module on the loaded library shares that initialization.
 class TestToken {
  public:
   /// Creates the directory and configuration, points SOFTHSM2_CONF at it, loads the module
