@@ -31,7 +31,7 @@ struct WrappedRootKeys {
 /// key and the device's serial number (see derive_part_block).
 struct PartRootKeys {
   std::string part_number;
-  std::vector<std::uint8_t> serial;  // 1 to 14 bytes
+  std::vector<std::uint8_t> serial;  // 1 to 12 bytes
 };
 
 using RootKeys = std::variant<WrappedRootKeys, PartRootKeys>;

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "pkcs11/error.hpp"
 #include "pkcs11/session.hpp"
 #include "schemas/result.hpp"
 
