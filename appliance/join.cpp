@@ -68,7 +68,9 @@ Result<Ok> check_plan(const KeyPlan& plan) {
   return Ok{};
 }
 
-bool wants_plaintext(const Delivery* to) { return to && !to->kek_label && to->plaintext_allowed; }
+bool wants_plaintext(const Delivery* to) {
+  return to && !to->kek_label && to->plaintext_allowed;
+}
 
 Result<KeyEnvelope> derive_and_deliver(pkcs11::Session& session, KeyDirectory& keys,
                                        pkcs11::KeyRef base,
@@ -105,9 +107,9 @@ Result<Ok> derive_1_0(pkcs11::Session& session, KeyDirectory& keys, pkcs11::KeyR
                       const JoinAcceptFields& f, DevNonce dev_nonce, const KeyPlan& plan,
                       JoinOutput& out) {
   const auto net_id = f.net_id.air();
-  auto nwk = derive_and_deliver(session, keys, root,
-                                session_key_block(prefix_nwk_s_key, f.join_nonce, net_id, dev_nonce),
-                                *plan.ns);
+  auto nwk = derive_and_deliver(
+      session, keys, root, session_key_block(prefix_nwk_s_key, f.join_nonce, net_id, dev_nonce),
+      *plan.ns);
   if (!nwk) return nwk.failure();
   out.nwk_s_key = std::move(*nwk);
   return derive_app_s_key(session, keys, root,
@@ -138,9 +140,10 @@ Result<Ok> derive_1_1(pkcs11::Session& session, KeyDirectory& keys, pkcs11::KeyR
                           out);
 }
 
-Result<std::pair<pkcs11::OwnedKey, pkcs11::OwnedKey>> derive_js_keys(
-    pkcs11::Session& session, pkcs11::KeyRef nwk_key, const lorawan::DevEui& dev_eui,
-    bool with_enc) {
+Result<std::pair<pkcs11::OwnedKey, pkcs11::OwnedKey>> derive_js_keys(pkcs11::Session& session,
+                                                                     pkcs11::KeyRef nwk_key,
+                                                                     const lorawan::DevEui& dev_eui,
+                                                                     bool with_enc) {
   try {
     auto js_int = session.derive_aes_ecb(nwk_key, js_key_block(prefix_js_int_key, dev_eui),
                                          templates::js_int_key());
@@ -195,13 +198,12 @@ Result<JoinOutput> join_1_1(pkcs11::Session& session, KeyDirectory& keys, const 
     }
     return out;
   }
-  auto app_key = load_root_key(session, keys, in.root_keys, RootKeyKind::app_key,
-                               {.derive = true});
+  auto app_key = load_root_key(session, keys, in.root_keys, RootKeyKind::app_key, {.derive = true});
   if (!app_key) return app_key.failure();
   auto js = derive_js_keys(session, *nwk_key, req.dev_eui, false);
   if (!js) return js.failure();
-  const auto mic_input = lorawan::join_accept_mic_input_1_1(
-      lorawan::join_req_type_join, req.join_eui, req.dev_nonce, in.accept);
+  const auto mic_input = lorawan::join_accept_mic_input_1_1(lorawan::join_req_type_join,
+                                                            req.join_eui, req.dev_nonce, in.accept);
   auto sealed = seal_accept(session, js->first, mic_input, *nwk_key, in.accept);
   if (!sealed) return sealed.failure();
   out.join_accept = std::move(*sealed);
@@ -240,8 +242,7 @@ Result<JoinOutput> rejoin(pkcs11::Session& session, KeyDirectory& keys, const Re
   const KeyPlan plan{&in.ns, in.as ? &*in.as : nullptr, in.store_app_s_key};
   if (auto ok = check_plan(plan); !ok) return ok.failure();
 
-  auto nwk_key = load_root_key(session, keys, in.root_keys, RootKeyKind::nwk_key,
-                               {.derive = true});
+  auto nwk_key = load_root_key(session, keys, in.root_keys, RootKeyKind::nwk_key, {.derive = true});
   if (!nwk_key) return nwk_key.failure();
   auto js = derive_js_keys(session, *nwk_key, req->dev_eui, true);
   if (!js) return js.failure();
@@ -250,8 +251,7 @@ Result<JoinOutput> rejoin(pkcs11::Session& session, KeyDirectory& keys, const Re
       return ok.failure();
     }
   }
-  auto app_key = load_root_key(session, keys, in.root_keys, RootKeyKind::app_key,
-                               {.derive = true});
+  auto app_key = load_root_key(session, keys, in.root_keys, RootKeyKind::app_key, {.derive = true});
   if (!app_key) return app_key.failure();
   JoinOutput out;
   const auto mic_input =
@@ -259,8 +259,8 @@ Result<JoinOutput> rejoin(pkcs11::Session& session, KeyDirectory& keys, const Re
   auto sealed = seal_accept(session, js->first, mic_input, js->second, in.accept);
   if (!sealed) return sealed.failure();
   out.join_accept = std::move(*sealed);
-  if (auto ok = derive_1_1(session, keys, *nwk_key, *app_key, in.join_eui, in.accept,
-                           req->rj_count, plan, out);
+  if (auto ok = derive_1_1(session, keys, *nwk_key, *app_key, in.join_eui, in.accept, req->rj_count,
+                           plan, out);
       !ok) {
     return ok.failure();
   }

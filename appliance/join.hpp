@@ -43,7 +43,7 @@ enum class RootKeyKind : std::uint8_t { app_key = 0x01, nwk_key = 0x02 };
 /// produce matching devices: key = AES-128-ECB-encrypt(part root key, block), block =
 /// 'L' 'K' | kind (0x01 AppKey, 0x02 NwkKey) | serial length | serial | 0x00 padding.
 Result<std::array<std::uint8_t, 16>> derive_part_block(RootKeyKind kind,
-                                                      std::span<const std::uint8_t> serial);
+                                                       std::span<const std::uint8_t> serial);
 
 /// How a session key reaches its receiver: wrapped under a KEK (BI KEKLabel), or in
 /// plaintext only when the peer is configured so, explicitly.
@@ -63,10 +63,10 @@ struct JoinInput {
   lorawan::MacVersion mac_version = lorawan::MacVersion::v1_0_2;
   std::vector<std::uint8_t> join_request;  // PHYPayload
   RootKeys root_keys;
-  lorawan::JoinAcceptFields accept;        // OptNeg in accept.dl_settings (1.1)
-  Delivery ns;                             // network session keys
-  std::optional<Delivery> as;              // AppSKey for the AS, if it gets one in JoinAns
-  bool store_app_s_key = true;             // AppSKey wrapped under the storage key
+  lorawan::JoinAcceptFields accept;  // OptNeg in accept.dl_settings (1.1)
+  Delivery ns;                       // network session keys
+  std::optional<Delivery> as;        // AppSKey for the AS, if it gets one in JoinAns
+  bool store_app_s_key = true;       // AppSKey wrapped under the storage key
 };
 
 /// For a rejoin the device's JoinEUI comes from the registry (type 0/2 requests do not
@@ -88,9 +88,9 @@ struct JoinOutput {
   std::optional<KeyEnvelope> f_nwk_s_int_key;
   std::optional<KeyEnvelope> s_nwk_s_int_key;
   std::optional<KeyEnvelope> nwk_s_enc_key;
-  std::optional<KeyEnvelope> app_s_key;              // for the AS, when asked
-  std::vector<std::uint8_t> stored_app_s_key;        // under the storage key, when asked
-  pkcs11::CallCounts calls;                          // PKCS#11 calls this operation made
+  std::optional<KeyEnvelope> app_s_key;        // for the AS, when asked
+  std::vector<std::uint8_t> stored_app_s_key;  // under the storage key, when asked
+  pkcs11::CallCounts calls;                    // PKCS#11 calls this operation made
 };
 
 /// A join-request → join-accept and session keys. Verifies the MIC (1.0.x AppKey, 1.1

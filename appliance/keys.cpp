@@ -7,10 +7,14 @@ namespace {
 
 std::string_view role_name(KeyRole role) {
   switch (role) {
-    case KeyRole::storage: return "storage key";
-    case KeyRole::kek: return "KEK";
-    case KeyRole::part: return "part root key";
-    case KeyRole::transport: return "transport KEK";
+    case KeyRole::storage:
+      return "storage key";
+    case KeyRole::kek:
+      return "KEK";
+    case KeyRole::part:
+      return "part root key";
+    case KeyRole::transport:
+      return "transport KEK";
   }
   return "key";
 }
@@ -21,10 +25,14 @@ struct Usage {
 
 Usage usage_of(KeyRole role) {
   switch (role) {
-    case KeyRole::storage: return {true, true, false};
-    case KeyRole::kek: return {true, false, false};
-    case KeyRole::part: return {false, false, true};
-    case KeyRole::transport: return {false, true, false};
+    case KeyRole::storage:
+      return {true, true, false};
+    case KeyRole::kek:
+      return {true, false, false};
+    case KeyRole::part:
+      return {false, false, true};
+    case KeyRole::transport:
+      return {false, true, false};
   }
   return {false, false, false};
 }
@@ -67,11 +75,21 @@ Failure token_failure(const pkcs11::Error& e, std::string_view doing) {
     case pkcs11::ErrorClass::session_lost:
     case pkcs11::ErrorClass::token_lost:
     case pkcs11::ErrorClass::pin:
-    case pkcs11::ErrorClass::resource: s = Status::token_unavailable; break;
-    case pkcs11::ErrorClass::key_policy: s = Status::key_policy; break;
-    case pkcs11::ErrorClass::bad_input: s = Status::malformed; break;
-    case pkcs11::ErrorClass::not_found: s = Status::unknown_key; break;
-    case pkcs11::ErrorClass::other: s = Status::internal; break;
+    case pkcs11::ErrorClass::resource:
+      s = Status::token_unavailable;
+      break;
+    case pkcs11::ErrorClass::key_policy:
+      s = Status::key_policy;
+      break;
+    case pkcs11::ErrorClass::bad_input:
+      s = Status::malformed;
+      break;
+    case pkcs11::ErrorClass::not_found:
+      s = Status::unknown_key;
+      break;
+    case pkcs11::ErrorClass::other:
+      s = Status::internal;
+      break;
   }
   return fail(s, std::string(doing) + ": " + e.what());
 }

@@ -9,10 +9,14 @@ namespace {
 
 std::string label_for(KeyRole role, std::string_view label) {
   switch (role) {
-    case KeyRole::storage: return std::string(storage_key_label);
-    case KeyRole::kek: return std::string(kek_label_prefix) + std::string(label);
-    case KeyRole::part: return std::string(part_key_label_prefix) + std::string(label);
-    case KeyRole::transport: return std::string(transport_kek_label_prefix) + std::string(label);
+    case KeyRole::storage:
+      return std::string(storage_key_label);
+    case KeyRole::kek:
+      return std::string(kek_label_prefix) + std::string(label);
+    case KeyRole::part:
+      return std::string(part_key_label_prefix) + std::string(label);
+    case KeyRole::transport:
+      return std::string(transport_kek_label_prefix) + std::string(label);
   }
   return {};
 }
@@ -29,9 +33,15 @@ pkcs11::KeyTemplate long_lived(KeyRole role, std::string label, CK_ULONG length,
     case KeyRole::storage:
       t.wrap(true).unwrap(true).allowed_mechanisms({CKM_AES_KEY_WRAP});
       break;
-    case KeyRole::kek: t.wrap(true).allowed_mechanisms({CKM_AES_KEY_WRAP}); break;
-    case KeyRole::transport: t.unwrap(true).allowed_mechanisms({CKM_AES_KEY_WRAP}); break;
-    case KeyRole::part: t.derive(true).allowed_mechanisms({CKM_AES_ECB_ENCRYPT_DATA}); break;
+    case KeyRole::kek:
+      t.wrap(true).allowed_mechanisms({CKM_AES_KEY_WRAP});
+      break;
+    case KeyRole::transport:
+      t.unwrap(true).allowed_mechanisms({CKM_AES_KEY_WRAP});
+      break;
+    case KeyRole::part:
+      t.derive(true).allowed_mechanisms({CKM_AES_ECB_ENCRYPT_DATA});
+      break;
   }
   if (trusted) t.trusted(true);
   return t;
@@ -75,8 +85,8 @@ Result<Ok> import_key(pkcs11::Session& session, KeyRole role, std::string_view l
   }
   if (auto ok = check_label(label); !ok) return ok;
   if (key.size() != 16 && key.size() != 24 && key.size() != 32) {
-    return fail(Status::malformed, "an AES key must be 16, 24 or 32 bytes, got " +
-                                       std::to_string(key.size()));
+    return fail(Status::malformed,
+                "an AES key must be 16, 24 or 32 bytes, got " + std::to_string(key.size()));
   }
   const auto full = label_for(role, label);
   try {

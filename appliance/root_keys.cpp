@@ -5,17 +5,18 @@
 namespace lorakeep::appliance {
 
 Result<std::array<std::uint8_t, 16>> derive_part_block(RootKeyKind kind,
-                                                      std::span<const std::uint8_t> serial) {
+                                                       std::span<const std::uint8_t> serial) {
   if (serial.empty() || serial.size() > 12) {
-    return fail(Status::malformed, "a part serial number must be 1 to 12 bytes, got " +
-                                       std::to_string(serial.size()));
+    return fail(Status::malformed,
+                "a part serial number must be 1 to 12 bytes, got " + std::to_string(serial.size()));
   }
   std::array<std::uint8_t, 16> block{};
   block[0] = 'L';
   block[1] = 'K';
   block[2] = static_cast<std::uint8_t>(kind);
   block[3] = static_cast<std::uint8_t>(serial.size());
-  for (std::size_t i = 0; i < serial.size(); ++i) block[4 + i] = serial[i];
+  for (std::size_t i = 0; i < serial.size(); ++i)
+    block[4 + i] = serial[i];
   return block;
 }
 

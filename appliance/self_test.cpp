@@ -35,8 +35,8 @@ pkcs11::OwnedKey test_key(pkcs11::Session& s, std::string_view value, bool sign,
 }
 
 Failure kat_failed(std::string_view which) {
-  return fail(Status::internal, "self-test failed: " + std::string(which) +
-                                    " does not match its known answer");
+  return fail(Status::internal,
+              "self-test failed: " + std::string(which) + " does not match its known answer");
 }
 
 bool same(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) {

@@ -12,9 +12,12 @@ std::array<std::uint8_t, 16> session_key_block(std::uint8_t prefix, const lorawa
   std::array<std::uint8_t, 16> block{};
   std::size_t at = 0;
   block[at++] = prefix;
-  for (auto b : jn.air()) block[at++] = b;
-  for (auto b : net_id_or_join_eui) block[at++] = b;
-  for (auto b : dev_nonce.air()) block[at++] = b;
+  for (auto b : jn.air())
+    block[at++] = b;
+  for (auto b : net_id_or_join_eui)
+    block[at++] = b;
+  for (auto b : dev_nonce.air())
+    block[at++] = b;
   return block;
 }
 
@@ -22,7 +25,8 @@ std::array<std::uint8_t, 16> js_key_block(std::uint8_t prefix, const lorawan::De
   std::array<std::uint8_t, 16> block{};
   block[0] = prefix;
   const auto air = dev_eui.air();
-  for (std::size_t i = 0; i < air.size(); ++i) block[1 + i] = air[i];
+  for (std::size_t i = 0; i < air.size(); ++i)
+    block[1 + i] = air[i];
   return block;
 }
 
@@ -41,8 +45,8 @@ Result<SessionKey> SessionKey::derive(pkcs11::Session& session, pkcs11::KeyRef b
                                       const std::array<std::uint8_t, 16>& block,
                                       const Policy& policy, bool plaintext) {
   try {
-    return SessionKey(session.derive_aes_ecb(base, block, templates::session_key(policy, plaintext)),
-                      plaintext);
+    return SessionKey(
+        session.derive_aes_ecb(base, block, templates::session_key(policy, plaintext)), plaintext);
   } catch (const pkcs11::Error& e) {
     return token_failure(e, "deriving a session key");
   }

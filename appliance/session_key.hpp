@@ -30,8 +30,8 @@ class SessionKey {
   /// Derives AES-ECB(base, block) as a session object. `plaintext` makes it readable
   /// (only for a peer configured to receive plaintext keys).
   static Result<SessionKey> derive(pkcs11::Session& session, pkcs11::KeyRef base,
-                                   const std::array<std::uint8_t, 16>& block,
-                                   const Policy& policy, bool plaintext);
+                                   const std::array<std::uint8_t, 16>& block, const Policy& policy,
+                                   bool plaintext);
   /// Unwraps a stored AppSKey (under the storage key) as a session key.
   static Result<SessionKey> from_storage(pkcs11::Session& session, KeyDirectory& keys,
                                          std::span<const std::uint8_t> stored, bool plaintext);

@@ -5,10 +5,9 @@
 namespace lorakeep::frame {
 
 Result<std::uint32_t> parse_header(std::span<const std::uint8_t, header_size> header) {
-  const std::uint32_t length = static_cast<std::uint32_t>(header[0]) << 24 |
-                               static_cast<std::uint32_t>(header[1]) << 16 |
-                               static_cast<std::uint32_t>(header[2]) << 8 |
-                               static_cast<std::uint32_t>(header[3]);
+  const std::uint32_t length =
+      static_cast<std::uint32_t>(header[0]) << 24 | static_cast<std::uint32_t>(header[1]) << 16 |
+      static_cast<std::uint32_t>(header[2]) << 8 | static_cast<std::uint32_t>(header[3]);
   if (length == 0) return fail(Status::malformed, "a frame announces an empty payload");
   if (length > max_payload) {
     return fail(Status::malformed, "a frame announces " + std::to_string(length) +

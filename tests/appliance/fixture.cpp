@@ -41,8 +41,10 @@ Bytes air(const std::string& hex) {
 Bytes make_join_request(const Bytes& key, const std::string& join_eui, const std::string& dev_eui,
                         std::uint16_t dev_nonce) {
   Bytes phy{0x00};
-  for (auto b : air(join_eui)) phy.push_back(b);
-  for (auto b : air(dev_eui)) phy.push_back(b);
+  for (auto b : air(join_eui))
+    phy.push_back(b);
+  for (auto b : air(dev_eui))
+    phy.push_back(b);
   phy.push_back(static_cast<std::uint8_t>(dev_nonce & 0xFF));
   phy.push_back(static_cast<std::uint8_t>(dev_nonce >> 8));
   const auto mic = ref::aes_cmac(key, phy);
@@ -59,7 +61,8 @@ Bytes block(std::uint8_t prefix, std::uint32_t join_nonce, const Bytes& middle,
   b[at++] = static_cast<std::uint8_t>(join_nonce & 0xFF);
   b[at++] = static_cast<std::uint8_t>((join_nonce >> 8) & 0xFF);
   b[at++] = static_cast<std::uint8_t>((join_nonce >> 16) & 0xFF);
-  for (auto m : middle) b.at(at++) = m;
+  for (auto m : middle)
+    b.at(at++) = m;
   b.at(at++) = static_cast<std::uint8_t>(dev_nonce & 0xFF);
   b.at(at++) = static_cast<std::uint8_t>(dev_nonce >> 8);
   return b;

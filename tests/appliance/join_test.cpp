@@ -11,9 +11,9 @@ using lorawan::MacVersion;
 
 namespace {
 
-const std::string join_eui = "70B3D57ED0001234";
-const std::string dev_eui = "0004A30B001C0530";
-const std::string net_id = "000013";
+constexpr const char* join_eui = "70B3D57ED0001234";
+constexpr const char* dev_eui = "0004A30B001C0530";
+constexpr const char* net_id = "000013";
 
 lorawan::JoinAcceptFields fields(std::uint32_t join_nonce, std::uint8_t dl, bool cf_list) {
   lorawan::JoinAcceptFields f{*lorawan::JoinNonce::create(join_nonce),
@@ -42,11 +42,13 @@ Bytes expected_accept_1_1(const Bytes& nwk_key, const Bytes& enc_key, std::uint8
                           std::uint16_t dev_nonce, const lorawan::JoinAcceptFields& f) {
   const auto dev = from_hex(dev_eui);
   Bytes js_int_block{0x06};
-  for (auto b : air(dev_eui)) js_int_block.push_back(b);
+  for (auto b : air(dev_eui))
+    js_int_block.push_back(b);
   js_int_block.resize(16, 0);
   const auto js_int = ref::aes_ecb_encrypt(nwk_key, js_int_block);
   Bytes mic_input{join_req_type};
-  for (auto b : air(join_eui)) mic_input.push_back(b);
+  for (auto b : air(join_eui))
+    mic_input.push_back(b);
   mic_input.push_back(static_cast<std::uint8_t>(dev_nonce & 0xFF));
   mic_input.push_back(static_cast<std::uint8_t>(dev_nonce >> 8));
   const auto plain = f.encode_without_mic();
@@ -61,18 +63,22 @@ Bytes expected_accept_1_1(const Bytes& nwk_key, const Bytes& enc_key, std::uint8
 
 Bytes js_enc_key(const Bytes& nwk_key) {
   Bytes block{0x05};
-  for (auto b : air(dev_eui)) block.push_back(b);
+  for (auto b : air(dev_eui))
+    block.push_back(b);
   block.resize(16, 0);
   return ref::aes_ecb_encrypt(nwk_key, block);
 }
 
-std::string message(const Failure& f) { return f.message; }
+std::string message(const Failure& f) {
+  return f.message;
+}
 
 }  // namespace
 
 TEST_CASE("LoRaWAN 1.0.x joins: accept, NwkSKey for the NS, AppSKey for the AS and storage") {
   ApplianceFixture f;
-  for (auto version : {MacVersion::v1_0, MacVersion::v1_0_2, MacVersion::v1_0_3, MacVersion::v1_0_4}) {
+  for (auto version :
+       {MacVersion::v1_0, MacVersion::v1_0_2, MacVersion::v1_0_3, MacVersion::v1_0_4}) {
     for (bool cf : {false, true}) {
       const std::string version_name(lorawan::mac_version_name(version));
       CAPTURE(version_name);
@@ -93,12 +99,14 @@ TEST_CASE("LoRaWAN 1.0.x joins: accept, NwkSKey for the NS, AppSKey for the AS a
       CHECK(f.open(*out->nwk_s_key) ==
             ref::aes_ecb_encrypt(app_key, block_1_0(0x01, 0x00ABCD, net_id, 0x1234)));
       REQUIRE(out->app_s_key);
-      const auto app_s_key = ref::aes_ecb_encrypt(app_key, block_1_0(0x02, 0x00ABCD, net_id, 0x1234));
+      const auto app_s_key =
+          ref::aes_ecb_encrypt(app_key, block_1_0(0x02, 0x00ABCD, net_id, 0x1234));
       CHECK(f.open(*out->app_s_key) == app_s_key);
       CHECK_FALSE(out->f_nwk_s_int_key);
       // The stored copy re-wraps to the same AppSKey for the AS (AppSKeyReq).
       REQUIRE(out->stored_app_s_key.size() == 24);
-      auto rewrapped = appliance::rewrap_app_s_key(f.session, f.keys, out->stored_app_s_key, f.to_as);
+      auto rewrapped =
+          appliance::rewrap_app_s_key(f.session, f.keys, out->stored_app_s_key, f.to_as);
       REQUIRE(rewrapped.ok());
       CHECK(f.open(rewrapped->app_s_key) == app_s_key);
     }
@@ -122,9 +130,12 @@ TEST_CASE("LoRaWAN 1.1 joins with OptNeg, and the OptNeg=0 fallback") {
     REQUIRE_MESSAGE(out.ok(), (out.ok() ? "" : message(out.failure())));
     CHECK(out->join_accept == expected_accept_1_1(nwk_key, nwk_key, 0xFF, 42, in.accept));
     REQUIRE((out->f_nwk_s_int_key && out->s_nwk_s_int_key && out->nwk_s_enc_key && out->app_s_key));
-    CHECK(f.open(*out->f_nwk_s_int_key) == ref::aes_ecb_encrypt(nwk_key, block_1_1(1, 7, join_eui, 42)));
-    CHECK(f.open(*out->s_nwk_s_int_key) == ref::aes_ecb_encrypt(nwk_key, block_1_1(3, 7, join_eui, 42)));
-    CHECK(f.open(*out->nwk_s_enc_key) == ref::aes_ecb_encrypt(nwk_key, block_1_1(4, 7, join_eui, 42)));
+    CHECK(f.open(*out->f_nwk_s_int_key) ==
+          ref::aes_ecb_encrypt(nwk_key, block_1_1(1, 7, join_eui, 42)));
+    CHECK(f.open(*out->s_nwk_s_int_key) ==
+          ref::aes_ecb_encrypt(nwk_key, block_1_1(3, 7, join_eui, 42)));
+    CHECK(f.open(*out->nwk_s_enc_key) ==
+          ref::aes_ecb_encrypt(nwk_key, block_1_1(4, 7, join_eui, 42)));
     CHECK(f.open(*out->app_s_key) == ref::aes_ecb_encrypt(app_key, block_1_1(2, 7, join_eui, 42)));
     CHECK_FALSE(out->nwk_s_key);
   }
@@ -239,7 +250,8 @@ TEST_CASE("rejoin types 0, 1 and 2") {
   const auto app_key = random_bytes(16);
   const Bytes js_enc = js_enc_key(nwk_key);
   Bytes js_int_block{0x06};
-  for (auto b : air(dev_eui)) js_int_block.push_back(b);
+  for (auto b : air(dev_eui))
+    js_int_block.push_back(b);
   js_int_block.resize(16, 0);
   const auto js_int = ref::aes_ecb_encrypt(nwk_key, js_int_block);
 
@@ -250,7 +262,8 @@ TEST_CASE("rejoin types 0, 1 and 2") {
     Bytes phy{0xC0, type};
     const auto middle = type == 1 ? air(join_eui) : air(net_id);
     phy.insert(phy.end(), middle.begin(), middle.end());
-    for (auto b : air(dev_eui)) phy.push_back(b);
+    for (auto b : air(dev_eui))
+      phy.push_back(b);
     phy.push_back(static_cast<std::uint8_t>(rj & 0xFF));
     phy.push_back(static_cast<std::uint8_t>(rj >> 8));
     // Type 1 is signed with JSIntKey; types 0/2 with SNwkSIntKey, which only the NS checks.
@@ -267,7 +280,8 @@ TEST_CASE("rejoin types 0, 1 and 2") {
     auto out = appliance::rejoin(f.session, f.keys, in);
     REQUIRE_MESSAGE(out.ok(), (out.ok() ? "" : message(out.failure())));
     CHECK(out->join_accept == expected_accept_1_1(nwk_key, js_enc, type, rj, in.accept));
-    CHECK(f.open(*out->f_nwk_s_int_key) == ref::aes_ecb_encrypt(nwk_key, block_1_1(1, 77, join_eui, rj)));
+    CHECK(f.open(*out->f_nwk_s_int_key) ==
+          ref::aes_ecb_encrypt(nwk_key, block_1_1(1, 77, join_eui, rj)));
     CHECK(f.open(*out->app_s_key) == ref::aes_ecb_encrypt(app_key, block_1_1(2, 77, join_eui, rj)));
 
     if (type == 1) {
@@ -292,7 +306,9 @@ TEST_CASE("secure-element parts: root keys derived from the part key and the ser
   const Bytes serial = from_hex("0102030405060708");
   auto block = appliance::derive_part_block(appliance::RootKeyKind::app_key, serial);
   REQUIRE(block.ok());
-  CHECK(lorawan::to_hex(*block) == "4C4B01080102030405060708" "00000000");
+  CHECK(lorawan::to_hex(*block) ==
+        "4C4B01080102030405060708"
+        "00000000");
   const auto app_key = ref::aes_ecb_encrypt(part_key, *block);
 
   appliance::JoinInput in;

@@ -22,8 +22,12 @@ json vectors() {
   return json::parse(in);
 }
 
-std::uint32_t u24(const std::string& hex) { return static_cast<std::uint32_t>(std::stoul(hex, nullptr, 16)); }
-std::uint16_t u16(const std::string& hex) { return static_cast<std::uint16_t>(std::stoul(hex, nullptr, 16)); }
+std::uint32_t u24(const std::string& hex) {
+  return static_cast<std::uint32_t>(std::stoul(hex, nullptr, 16));
+}
+std::uint16_t u16(const std::string& hex) {
+  return static_cast<std::uint16_t>(std::stoul(hex, nullptr, 16));
+}
 
 /// Derives with `base` and the block, delivers to the NS KEK, opens with OpenSSL.
 Bytes derive_through_token(ApplianceFixture& f, pkcs11::KeyRef base, const Bytes& block) {
@@ -95,10 +99,12 @@ TEST_CASE("JS key vectors derive in the token") {
     REQUIRE(dev_eui.ok());
     const auto int_block = appliance::js_key_block(0x06, *dev_eui);
     const auto enc_block = appliance::js_key_block(0x05, *dev_eui);
-    CHECK(lorawan::to_hex(derive_through_token(f, nwk, Bytes(int_block.begin(), int_block.end()))) ==
-          v["JSIntKey"].get<std::string>());
-    CHECK(lorawan::to_hex(derive_through_token(f, nwk, Bytes(enc_block.begin(), enc_block.end()))) ==
-          v["JSEncKey"].get<std::string>());
+    CHECK(
+        lorawan::to_hex(derive_through_token(f, nwk, Bytes(int_block.begin(), int_block.end()))) ==
+        v["JSIntKey"].get<std::string>());
+    CHECK(
+        lorawan::to_hex(derive_through_token(f, nwk, Bytes(enc_block.begin(), enc_block.end()))) ==
+        v["JSEncKey"].get<std::string>());
   }
 }
 
@@ -163,13 +169,16 @@ TEST_CASE("the LoRaWAN 1.1 join flow vector end to end") {
     appliance::JoinInput in;
     in.mac_version = lorawan::MacVersion::v1_1;
     in.join_request = from_hex(v["join_request"].get<std::string>());
-    in.root_keys = appliance::WrappedRootKeys{f.wrap_root(from_hex(v["app_key"].get<std::string>())),
-                                              f.wrap_root(from_hex(v["nwk_key"].get<std::string>()))};
+    in.root_keys =
+        appliance::WrappedRootKeys{f.wrap_root(from_hex(v["app_key"].get<std::string>())),
+                                   f.wrap_root(from_hex(v["nwk_key"].get<std::string>()))};
     auto jn = lorawan::JoinNonce::create(u24(v["join_nonce"]));
     auto net_id = lorawan::NetId::from_hex(v["net_id"].get<std::string>());
     auto dev_addr = lorawan::DevAddr::from_hex(v["dev_addr"].get<std::string>());
     REQUIRE((jn.ok() && net_id.ok() && dev_addr.ok()));
-    in.accept = {*jn, *net_id, *dev_addr,
+    in.accept = {*jn,
+                 *net_id,
+                 *dev_addr,
                  lorawan::DlSettings{from_hex(v["dl_settings"].get<std::string>())[0]},
                  lorawan::RxDelay{from_hex(v["rx_delay"].get<std::string>())[0]},
                  std::nullopt};

@@ -43,7 +43,8 @@ TEST_CASE("no derived session key or loaded root key can be read") {
   auto app_key = appliance::load_root_key(f.session, f.keys, root, appliance::RootKeyKind::app_key,
                                           {.sign = true, .decrypt = true, .derive = true});
   REQUIRE(app_key.ok());
-  CHECK(refused_by_policy(refusal([&] { (void)f.session.attribute(app_key->handle(), CKA_VALUE); })));
+  CHECK(
+      refused_by_policy(refusal([&] { (void)f.session.attribute(app_key->handle(), CKA_VALUE); })));
   const auto attrs = f.session.attributes(*app_key);
   CHECK(attrs.sensitive);
   CHECK_FALSE(attrs.extractable);
@@ -52,13 +53,14 @@ TEST_CASE("no derived session key or loaded root key can be read") {
   // A root key cannot be wrapped out either: it is not extractable.
   auto kek = f.keys.kek(f.session, "ns-kek");
   REQUIRE(kek.ok());
-  CHECK(refused_by_policy(refusal(
-      [&] { (void)f.session.wrap(pkcs11::WrapMechanism::rfc3394, *kek, *app_key); })));
+  CHECK(refused_by_policy(
+      refusal([&] { (void)f.session.wrap(pkcs11::WrapMechanism::rfc3394, *kek, *app_key); })));
 
   // Session keys: sensitive, so CKA_VALUE is refused; extractable only for wrapping.
   pkcs11::OwnedKey session_key =
       f.session.derive_aes_ecb(*app_key, block(1), appliance::templates::session_key({}, false));
-  CHECK(refused_by_policy(refusal([&] { (void)f.session.attribute(session_key.handle(), CKA_VALUE); })));
+  CHECK(refused_by_policy(
+      refusal([&] { (void)f.session.attribute(session_key.handle(), CKA_VALUE); })));
   const auto s = f.session.attributes(session_key);
   CHECK(s.sensitive);
   CHECK(s.extractable);
@@ -87,8 +89,8 @@ TEST_CASE("a KEK cannot encrypt or decrypt; a key without CKA_WRAP cannot wrap")
   REQUIRE(part.ok());
   auto session_key =
       f.session.derive_aes_ecb(*part, block(1), appliance::templates::session_key({}, false));
-  CHECK(refused_by_policy(refusal(
-      [&] { (void)f.session.wrap(pkcs11::WrapMechanism::rfc3394, *part, session_key); })));
+  CHECK(refused_by_policy(
+      refusal([&] { (void)f.session.wrap(pkcs11::WrapMechanism::rfc3394, *part, session_key); })));
   // lorakeep does not even ask: a part key is not found as a KEK.
   CHECK(f.keys.kek(f.session, "P1").failure().status == Status::unknown_key);
 }
@@ -145,8 +147,12 @@ TEST_CASE("storage key creation is idempotent and a weak storage key is refused"
   TestToken other("weak");
   auto s2 = other.user_session();
   pkcs11::KeyTemplate weak(32);
-  weak.label(std::string(appliance::storage_key_label)).token(true).sensitive(true)
-      .extractable(true).wrap(true).unwrap(true);
+  weak.label(std::string(appliance::storage_key_label))
+      .token(true)
+      .sensitive(true)
+      .extractable(true)
+      .wrap(true)
+      .unwrap(true);
   s2.generate_aes_key(weak).release();
   appliance::KeyDirectory keys;
   auto found = keys.storage_key(s2);
@@ -204,12 +210,13 @@ TEST_CASE("trusted-KEK switch: only a trusted key can wrap a session key") {
   pkcs11::KeyTemplate base_tmpl(16);
   base_tmpl.sensitive(true).derive(true).value(pkcs11::SecretBytes(random_bytes(16)));
   auto base = user.create_key(base_tmpl);
-  auto session_key = user.derive_aes_ecb(base, block(2), appliance::templates::session_key(trusted, false));
+  auto session_key =
+      user.derive_aes_ecb(base, block(2), appliance::templates::session_key(trusted, false));
   CHECK(user.attributes(session_key).wrap_with_trusted);
   auto untrusted = user.find_key("lorakeep/kek/plain-kek");
   REQUIRE(untrusted);
-  CHECK(refused_by_policy(refusal(
-      [&] { (void)user.wrap(pkcs11::WrapMechanism::rfc3394, *untrusted, session_key); })));
+  CHECK(refused_by_policy(
+      refusal([&] { (void)user.wrap(pkcs11::WrapMechanism::rfc3394, *untrusted, session_key); })));
   const auto wrapped = user.wrap(pkcs11::WrapMechanism::rfc3394, *good, session_key);
   CHECK(wrapped.size() == 24);
   CHECK_NOTHROW((void)ref::aes_key_unwrap(kek_value, wrapped));
