@@ -358,3 +358,45 @@ TEST_CASE("PKCS#11 calls per operation") {
   CHECK(out->calls.of(Fn::UnwrapKey) == 2);
   CHECK(out->calls.crypto() - out->calls.of(Fn::UnwrapKey) == 12);
 }
+
+TEST_CASE("key import: a root key wrapped under a transport KEK joins like the original") {
+  ApplianceFixture f;
+  const auto transport = random_bytes(16);
+  REQUIRE(appliance::import_key(f.session, appliance::KeyRole::transport, "factory-1",
+                                pkcs11::SecretBytes(transport), {})
+              .ok());
+  const auto app_key = random_bytes(16);
+  // The manufacturer's side: RFC 3394 under the transport KEK, done here with OpenSSL.
+  const auto shipped = ref::aes_key_wrap(transport, app_key);
+  auto stored = appliance::import_wrapped_root_key(f.session, f.keys, "factory-1", shipped);
+  REQUIRE_MESSAGE(stored.ok(), (stored.ok() ? "" : stored.failure().message));
+  CHECK(stored->size() == 24);
+  CHECK(*stored != shipped);
+
+  appliance::JoinInput in;
+  in.mac_version = MacVersion::v1_0_3;
+  in.join_request = make_join_request(app_key, join_eui, dev_eui, 77);
+  in.root_keys = appliance::WrappedRootKeys{*stored, {}};
+  in.accept = fields(9, 0, false);
+  in.ns = f.to_ns;
+  auto out = appliance::join(f.session, f.keys, in);
+  REQUIRE_MESSAGE(out.ok(), (out.ok() ? "" : message(out.failure())));
+  CHECK(out->join_accept == expected_accept_1_0(app_key, in.accept));
+
+  // A tampered shipment, an unknown transport KEK, a KEK of the wrong role, a short input.
+  auto tampered = shipped;
+  tampered[5] ^= 0x40;
+  CHECK_FALSE(appliance::import_wrapped_root_key(f.session, f.keys, "factory-1", tampered).ok());
+  CHECK(appliance::import_wrapped_root_key(f.session, f.keys, "factory-2", shipped)
+            .failure()
+            .status == Status::unknown_key);
+  CHECK(appliance::import_wrapped_root_key(f.session, f.keys, "ns-kek", shipped).failure().status ==
+        Status::unknown_key);
+  CHECK(appliance::import_wrapped_root_key(f.session, f.keys, "factory-1", Bytes(16, 0))
+            .failure()
+            .status == Status::malformed);
+  // A plaintext root key of the wrong size.
+  CHECK(appliance::import_root_key(f.session, f.keys, pkcs11::SecretBytes(random_bytes(32)))
+            .failure()
+            .status == Status::malformed);
+}
