@@ -1,8 +1,6 @@
 // The C++ half of the randomized cross-check: reads cases (JSON lines, from run.py) on
 // stdin, runs each through the appliance on a throwaway SoftHSM token, and writes the
 // answers (JSON lines) on stdout for run.py to compare with python3-cryptography.
-// With arguments (--appliance ADDRESS ...) it asks a running lorakeep-cs instead
-// (remote_mode.hpp).
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -11,7 +9,6 @@
 #include "appliance/join.hpp"
 #include "appliance/keys.hpp"
 #include "appliance/provision.hpp"
-#include "remote_mode.hpp"
 #include "token_fixture.hpp"
 
 using namespace lorakeep;
@@ -30,7 +27,7 @@ T must(Result<T> r, const char* what) {
 /// KEKs are token objects: import each distinct value once per run.
 class Keks {
  public:
-  Keks(pkcs11::Session& s) : session_(s) {}
+  explicit Keks(pkcs11::Session& s) : session_(s) {}
   std::string label_for(const std::string& hex) {
     if (auto it = labels_.find(hex); it != labels_.end()) return it->second;
     auto label = "kek-" + std::to_string(labels_.size());
@@ -43,7 +40,7 @@ class Keks {
 
  private:
   pkcs11::Session& session_;
-  std::map<std::string, std::string> labels_;
+  std::map<std::string, std::string> labels_{};
 };
 
 lorawan::JoinAcceptFields accept_fields(const json& c) {
@@ -120,8 +117,7 @@ json answer(const json& c, pkcs11::Session& session, appliance::KeyDirectory& ke
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  if (argc > 1) return crosscheck::run_remote(argc, argv);
+int main() {
   try {
     test::TestToken token("crosscheck");
     auto session = token.user_session();
