@@ -1,6 +1,8 @@
 // The C++ half of the randomized cross-check: reads cases (JSON lines, from run.py) on
 // stdin, runs each through the appliance on a throwaway SoftHSM token, and writes the
 // answers (JSON lines) on stdout for run.py to compare with python3-cryptography.
+// With arguments (--appliance ADDRESS ...) it asks a running lorakeep-cs instead
+// (remote_mode.hpp).
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -9,6 +11,7 @@
 #include "appliance/join.hpp"
 #include "appliance/keys.hpp"
 #include "appliance/provision.hpp"
+#include "remote_mode.hpp"
 #include "token_fixture.hpp"
 
 using namespace lorakeep;
@@ -117,7 +120,8 @@ json answer(const json& c, pkcs11::Session& session, appliance::KeyDirectory& ke
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) return crosscheck::run_remote(argc, argv);
   try {
     test::TestToken token("crosscheck");
     auto session = token.user_session();

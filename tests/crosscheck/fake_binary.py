@@ -6,7 +6,10 @@ to pass when it is right. With no option this answers correctly (from
 lorawan_ref); `--break MODE` injects one realistic bug, and selftest.py checks
 that run.py catches every mode. Keep it: it is the evidence the driver can fail.
 
-    fake_binary.py [--break MODE]      (reads cases on stdin, answers on stdout)
+    fake_binary.py [--rewrap] [--break MODE]   (reads cases on stdin, answers on stdout)
+
+--rewrap also answers like crosscheck_main.cpp's remote mode: "rewrap" (the stored AppSKey
+re-wrapped under kek_as) and "kek_labels" (from the case's kek_*_label, with --fixed-keks).
 
 Modes (each hits every case it applies to):
   crypto / key handling
@@ -28,6 +31,12 @@ Modes (each hits every case it applies to):
     mic_ok          report the opposite mic_ok
     accept_bad_mic  never verify the request MIC (answers corrupted requests)
     keys_on_bad_mic mic_ok false, but still return join_accept and keys
+  re-wrap (with --rewrap)
+    rewrap_key      corrupt the AppSKey before re-wrapping it
+    rewrap_kek      re-wrap the AppSKey under kek_ns
+    rewrap_missing  leave "rewrap" out
+    rewrap_on_bad_mic  answer "rewrap" for a request whose MIC fails
+    label_swap      report the NS and AS KEK labels swapped
   protocol
     id              answer the first case with a wrong id
     drop            omit the last answer
@@ -47,7 +56,8 @@ import lorawan_ref as ref  # noqa: E402
 MODES = ("ja_bytes", "ja_encrypt", "ja_mic_key", "cflist", "optneg0_appkey",
          "optneg_ignored", "eui_order", "rjcount_be", "wrap_kek", "stale_kek", "wrap_bytes",
          "missing_key", "extra_key", "mic_ok", "accept_bad_mic", "keys_on_bad_mic",
-         "id", "drop", "dup", "garbage", "exit")
+         "id", "drop", "dup", "garbage", "exit",
+         "rewrap_key", "rewrap_kek", "rewrap_missing", "rewrap_on_bad_mic", "label_swap")
 KEY_NAMES = ("NwkSKey", "AppSKey", "FNwkSIntKey", "SNwkSIntKey", "NwkSEncKey")
 NETWORK_KEYS = ("NwkSKey", "FNwkSIntKey", "SNwkSIntKey", "NwkSEncKey")
 
@@ -115,7 +125,28 @@ def compute(case: dict, brk: str) -> dict:
 _previous_kek_ns = None  # for stale_kek: the KEK the last case used
 
 
-def answer(case: dict, brk: str) -> dict:
+def answer(case: dict, brk: str, rewrap: bool = False) -> dict:
+    out = answer_keys(case, brk)
+    if not rewrap:
+        return out
+    kek_ns, kek_as = H(case["kek_ns"]), H(case["kek_as"])
+    if "keys" in out and brk != "rewrap_missing":
+        app_s_key = compute(case, "")["keys"]["AppSKey"]
+        if brk == "rewrap_key":
+            app_s_key = flip(app_s_key)
+        kek = kek_ns if brk == "rewrap_kek" else kek_as
+        out["rewrap"] = {"AppSKey": ref.wrap(kek, app_s_key).hex().upper()}
+    if brk == "rewrap_on_bad_mic" and "keys" not in out:
+        out["rewrap"] = {"AppSKey": ref.wrap(kek_as, bytes(16)).hex().upper()}
+    if "keys" in out and "kek_ns_label" in case:
+        ns, as_ = case["kek_ns_label"], case["kek_as_label"]
+        if brk == "label_swap":
+            ns, as_ = as_, ns
+        out["kek_labels"] = {n: (ns if n in NETWORK_KEYS else as_) for n in out["keys"]}
+    return out
+
+
+def answer_keys(case: dict, brk: str) -> dict:
     global _previous_kek_ns
     r = compute(case, brk)
     mic_ok = r["mic_ok"]
@@ -161,12 +192,14 @@ def main():
     p.add_argument("--break", dest="brk", default="",
                    choices=("",) + MODES + tuple(f"key:{n}" for n in KEY_NAMES),
                    help="inject one bug; default: answer correctly")
+    p.add_argument("--rewrap", action="store_true",
+                   help="also answer rewrap and kek_labels (crosscheck_main.cpp's remote mode)")
     a = p.parse_args()
 
     lines = []
     for raw in sys.stdin:
         if raw.strip():
-            lines.append(json.dumps(answer(json.loads(raw), a.brk)))
+            lines.append(json.dumps(answer(json.loads(raw), a.brk, a.rewrap)))
 
     if a.brk == "garbage":
         print("this is not JSON")

@@ -2,7 +2,8 @@
 """Randomized cross-check of a lorakeep join binary against lorawan_ref.
 
     /usr/bin/python3 tests/crosscheck/run.py --binary PATH [--count N] [--seed S]
-        [--kek-pool K] [--timeout SEC] [--dump-cases FILE] [-- ARGS FOR THE BINARY...]
+        [--kek-pool K | --fixed-keks NS_LABEL=HEXFILE AS_LABEL=HEXFILE] [--expect-rewrap]
+        [--timeout SEC] [--dump-cases FILE] [-- ARGS FOR THE BINARY...]
 
 Why randomized: the KAT vectors pin the formulas, but a handful of fixed
 inputs cannot catch e.g. a byte-order slip that only shows for some values,
@@ -18,16 +19,25 @@ Protocol (one JSON object per line; hex upper case; ids in BE display order):
   stdin, one case per line:
     {"id", "kind": "join"|"rejoin", "mac_version", "app_key", "nwk_key" (1.1),
      "kek_ns", "kek_as", "phy_payload", "join_eui", "dev_eui", "join_nonce",
-     "net_id", "dev_addr", "dl_settings", "rx_delay", "cf_list" (optional)}
+     "net_id", "dev_addr", "dl_settings", "rx_delay", "cf_list" (optional),
+     "kek_ns_label", "kek_as_label" (only with --fixed-keks)}
   stdout, one answer per case:
     {"id", "mic_ok": bool, "join_accept": hex (only if mic_ok),
-     "keys": {name: RFC 3394 wrapped hex} (only if mic_ok), "error" (optional)}
+     "keys": {name: RFC 3394 wrapped hex} (only if mic_ok), "error" (optional),
+     "rewrap": {"AppSKey": wrapped hex} (only if mic_ok; required with --expect-rewrap),
+     "kek_labels": {name: KEK label of its envelope} (optional; checked with --fixed-keks)}
   keys: NwkSKey + AppSKey for 1.0.x and 1.1 OptNeg=0; FNwkSIntKey,
   SNwkSIntKey, NwkSEncKey + AppSKey for 1.1 OptNeg=1 and all rejoins.
   Network keys are wrapped under kek_ns, AppSKey under kek_as.
   Rejoin types 0/2 carry a MIC keyed with SNwkSIntKey, which only the Network
   Server has (it verifies them before forwarding), so the expected mic_ok for
   them is always true.
+
+--fixed-keks: every case uses these two KEKs (hex files) under these labels, for a
+binary that cannot import KEKs itself: the remote mode of crosscheck_main.cpp talks to a
+running lorakeep-cs whose token the harness prepared with exactly these KEKs.
+--expect-rewrap: each accepted case must also report the AppSKey re-wrapped from the
+stored copy (RewrapAppSKeyOp) under kek_as; it is unwrapped and compared like the keys.
 
 Output: a header with the seed, at most 10 mismatches (case id, field,
 detail), a per-field tally, and as LAST line "CASES: N passed, M failed".
@@ -70,7 +80,7 @@ def flip_mic_bit(rng: random.Random, phy: bytes) -> bytes:
     return bytes(b)
 
 
-def pick_keks(rng: random.Random, pool: list) -> tuple:
+def pick_keks(rng: random.Random, pool) -> tuple:
     """(kek_ns, kek_as), always two different keys so a swap is detectable.
 
     With a pool, KEKs are drawn from it: a real Join Server has one KEK per
@@ -80,13 +90,35 @@ def pick_keks(rng: random.Random, pool: list) -> tuple:
     16 still changes the KEK between most consecutive cases, so using a
     previous case's KEK is caught. Without a pool, every case gets fresh KEKs.
     """
+    if isinstance(pool, FixedKeks):
+        return pool.ns, pool.as_
     if not pool:
         return rng.randbytes(16), rng.randbytes(16)
     ns, as_ = rng.sample(pool, 2)
     return ns, as_
 
 
-def common_fields(rng: random.Random, mac_version: str, opt_neg: bool, pool: list) -> dict:
+class FixedKeks:
+    """--fixed-keks: the two KEKs (and their labels) every case uses."""
+
+    def __init__(self, specs):
+        (self.ns_label, self.ns), (self.as_label, self.as_) = (self._read(s) for s in specs)
+        if self.ns == self.as_:
+            raise ValueError("--fixed-keks: the two KEKs must differ (a swap must be detectable)")
+
+    @staticmethod
+    def _read(spec):
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not path:
+            raise ValueError(f"--fixed-keks wants LABEL=HEXFILE, got {spec!r}")
+        with open(path) as f:
+            key = bytes.fromhex("".join(f.read().split()))
+        if len(key) not in (16, 24, 32):
+            raise ValueError(f"{path}: a KEK is 16, 24 or 32 bytes, got {len(key)}")
+        return label, key
+
+
+def common_fields(rng: random.Random, mac_version: str, opt_neg: bool, pool) -> dict:
     """Random device/network parameters shared by joins and rejoins."""
     kek_ns, kek_as = pick_keks(rng, pool)
     return {
@@ -138,8 +170,8 @@ def make_rejoin(rng, pool, rejoin_type, corrupt):
     return f
 
 
-def generate(rng: random.Random, count: int, kek_pool: int) -> list:
-    pool = [rng.randbytes(16) for _ in range(kek_pool)]
+def generate(rng: random.Random, count: int, kek_pool: int, fixed=None) -> list:
+    pool = fixed if fixed else [rng.randbytes(16) for _ in range(kek_pool)]
     cases = []
     n_bad = math.ceil(count * 0.05)
     for v in VERSIONS:
@@ -167,7 +199,7 @@ def expected_answer(c: dict) -> dict:
                          c["dev_addr"], c["dl_settings"], c["rx_delay"], c["cf_list"])
 
 
-def case_line(c: dict) -> str:
+def case_line(c: dict, fixed=None) -> str:
     """Serialize a case exactly as the binary receives it."""
     d = {"id": c["id"], "kind": c["kind"], "mac_version": c["mac_version"],
          "app_key": hx(c["app_key"])}
@@ -183,6 +215,8 @@ def case_line(c: dict) -> str:
     })
     if c["cf_list"]:
         d["cf_list"] = hx(c["cf_list"])
+    if fixed:
+        d["kek_ns_label"], d["kek_as_label"] = fixed.ns_label, fixed.as_label
     return json.dumps(d)
 
 
@@ -212,7 +246,7 @@ def parse_hex(v):
     return bytes.fromhex(v)
 
 
-def check_answer(c: dict, ans: dict) -> list:
+def check_answer(c: dict, ans: dict, expect_rewrap: bool = False, fixed=None) -> list:
     """Return a list of (field, detail) mismatches for one case."""
     exp = c["expected"]
     errs = []
@@ -228,7 +262,7 @@ def check_answer(c: dict, ans: dict) -> list:
 
     if not exp["mic_ok"]:
         # A rejected request must not leak an accept or session keys.
-        for field in ("join_accept", "keys"):
+        for field in ("join_accept", "keys", "rewrap"):
             if ans.get(field) is not None:
                 errs.append((field, "present although the MIC is invalid"))
         return errs
@@ -273,6 +307,44 @@ def check_answer(c: dict, ans: dict) -> list:
             continue
         if plain != exp["keys"][name]:
             errs.append((f"keys.{name}", f"unwrapped {hx(plain)}, want {hx(exp['keys'][name])}"))
+    if expect_rewrap:
+        errs += check_rewrap(c, ans.get("rewrap"))
+    if fixed and ans.get("kek_labels") is not None:
+        errs += check_labels(exp, ans["kek_labels"], fixed)
+    return errs
+
+
+def check_rewrap(c: dict, rewrap) -> list:
+    """The AppSKey re-wrapped from the stored copy must be the AppSKey, under kek_as."""
+    if not isinstance(rewrap, dict) or "AppSKey" not in rewrap:
+        detail = f"missing: {rewrap!r}"
+        if isinstance(rewrap, dict) and rewrap.get("error"):
+            detail += f" (binary error: {rewrap['error']})"
+        return [("rewrap.AppSKey", detail)]
+    want = c["expected"]["keys"]["AppSKey"]
+    try:
+        wrapped = parse_hex(rewrap["AppSKey"])
+        if len(wrapped) != 24:
+            raise ValueError(f"wrapped length {len(wrapped)}, want 24")
+        plain = ref.unwrap(c["kek_as"], wrapped)
+    except InvalidUnwrap:
+        return [("rewrap.AppSKey", "does not unwrap under kek_as")]
+    except ValueError as e:
+        return [("rewrap.AppSKey", str(e))]
+    if plain != want:
+        return [("rewrap.AppSKey", f"unwrapped {hx(plain)}, want {hx(want)}")]
+    return []
+
+
+def check_labels(exp: dict, labels, fixed) -> list:
+    """Each envelope must name the KEK it was wrapped under."""
+    if not isinstance(labels, dict):
+        return [("kek_labels", f"not an object: {labels!r}")]
+    errs = []
+    for name in sorted(exp["keys"]):
+        want = fixed.ns_label if name in NETWORK_KEYS else fixed.as_label
+        if labels.get(name) != want:
+            errs.append((f"kek_labels.{name}", f"got {labels.get(name)!r}, want {want!r}"))
     return errs
 
 
@@ -311,6 +383,10 @@ def main(argv=None):
                    help="seconds the binary may take in total (default 1800)")
     p.add_argument("--kek-pool", type=int, default=16,
                    help="draw KEKs from this many random keys (default 16; 0 = fresh KEKs per case)")
+    p.add_argument("--fixed-keks", nargs=2, metavar=("NS_LABEL=HEXFILE", "AS_LABEL=HEXFILE"),
+                   help="every case uses these two KEKs (for a binary that cannot import KEKs)")
+    p.add_argument("--expect-rewrap", action="store_true",
+                   help="require and check the re-wrapped stored AppSKey in every accepted answer")
     p.add_argument("--dump-cases", metavar="FILE", help="also write the input lines to FILE")
     p.add_argument("binary_args", nargs="*", help="after --: extra arguments for the binary")
     a = p.parse_args(argv)
@@ -319,15 +395,26 @@ def main(argv=None):
     if a.kek_pool == 1 or a.kek_pool < 0:
         p.error("--kek-pool must be 0 or at least 2 (kek_ns and kek_as must differ)")
 
+    fixed = None
+    if a.fixed_keks:
+        try:
+            fixed = FixedKeks(a.fixed_keks)
+        except (OSError, ValueError) as e:
+            p.error(str(e))
+
     seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(6), "big")
     repro = f"--seed {seed} --count {a.count} --kek-pool {a.kek_pool}"
+    if a.fixed_keks:
+        repro += " --fixed-keks " + " ".join(a.fixed_keks)
+    if a.expect_rewrap:
+        repro += " --expect-rewrap"
     print(f"seed: {seed}  (reproduce with {repro})")
     rng = random.Random(seed)
-    cases = generate(rng, a.count, a.kek_pool)
+    cases = generate(rng, a.count, a.kek_pool, fixed)
     tally = collections.Counter(category(c) for c in cases)
     print(f"cases: {len(cases)} = " + ", ".join(f"{v} {k}" for k, v in sorted(tally.items())))
 
-    stdin_data = "".join(case_line(c) + "\n" for c in cases)
+    stdin_data = "".join(case_line(c, fixed) + "\n" for c in cases)
     if a.dump_cases:
         with open(a.dump_cases, "w") as f:
             f.write(stdin_data)
@@ -383,7 +470,8 @@ def main(argv=None):
         elif c["id"] not in answers:
             mismatches.append((c, "id", "no answer"))
         else:
-            mismatches += [(c, f, d) for f, d in check_answer(c, answers[c["id"]])]
+            mismatches += [(c, f, d) for f, d in
+                           check_answer(c, answers[c["id"]], a.expect_rewrap, fixed)]
     failed_ids = {c["id"] for c, _, _ in mismatches}
 
     for c, field, detail in mismatches[:MAX_REPORTED]:

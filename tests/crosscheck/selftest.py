@@ -13,6 +13,7 @@ Last line is "CASES: N passed, M failed"; exit 1 on any failure.
 import os
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUN = os.path.join(HERE, "run.py")
@@ -50,9 +51,20 @@ EXPECT = {
     "exit": "exited with status 3",
 }
 
+# The remote mode's extra checks (--fixed-keks, --expect-rewrap): fake run with --rewrap.
+EXPECT_REWRAP = {
+    "rewrap_key": "rewrap.AppSKey: unwrapped",
+    "rewrap_kek": "rewrap.AppSKey: does not unwrap under kek_as",
+    "rewrap_missing": "rewrap.AppSKey: missing",
+    "rewrap_on_bad_mic": "rewrap: present although the MIC is invalid",
+    "label_swap": "kek_labels.AppSKey: got 'ns-fixed', want 'as-fixed'",
+    "wrap_kek": "KEKs swapped",  # still caught with one fixed pair of KEKs
+}
 
-def run(extra):
-    cmd = [sys.executable, RUN, "--binary", FAKE] + ARGS + (["--"] + extra if extra else [])
+
+def run(extra, run_args=()):
+    cmd = ([sys.executable, RUN, "--binary", FAKE] + ARGS + list(run_args)
+           + (["--"] + extra if extra else []))
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     return p.returncode, p.stdout + p.stderr
 
@@ -81,6 +93,27 @@ def main():
         ok = (rc == 1 and lines and lines[-1].startswith("CASES:")
               and needle in out)
         result(ok, f"--break {mode} caught ({needle!r})", out)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for name, key in (("ns", "000102030405060708090A0B0C0D0E0F"),
+                          ("as", "F0E0D0C0B0A090807060504030201000")):
+            path = os.path.join(tmp, name + ".hex")
+            with open(path, "w") as f:
+                f.write(key + "\n")
+            files.append(f"{name}-fixed={path}")
+        remote = ["--fixed-keks"] + files + ["--expect-rewrap"]
+        rc, out = run(["--rewrap"], remote)
+        last = out.strip().splitlines()[-1] if out.strip() else ""
+        result(rc == 0 and last.endswith(" 0 failed"), "correct fake passes with re-wraps", out)
+        rc, out = run([], remote)
+        result(rc == 1 and "rewrap.AppSKey: missing" in out,
+               "--expect-rewrap fails a binary without re-wraps", out)
+        for mode, needle in EXPECT_REWRAP.items():
+            rc, out = run(["--rewrap", "--break", mode], remote)
+            lines = out.strip().splitlines()
+            ok = rc == 1 and lines and lines[-1].startswith("CASES:") and needle in out
+            result(ok, f"--rewrap --break {mode} caught ({needle!r})", out)
 
     print(f"CASES: {passed} passed, {failed} failed")
     return 1 if failed else 0

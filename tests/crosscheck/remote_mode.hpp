@@ -1,0 +1,15 @@
+// The cross-check's remote mode: the same cases, answered by a running lorakeep-cs over the
+// host <-> appliance protocol (the host's ApplianceClient) instead of in-process on a token.
+#pragma once
+
+namespace lorakeep::crosscheck {
+
+/// `lorakeep-crosscheck --appliance ADDRESS [--secret-file FILE] [--deadline-ms N]`
+/// Reads cases on stdin and writes answers on stdout like the local mode, plus "rewrap" and
+/// "kek_labels" (see run.py). Each case imports its root keys as plaintext
+/// (ImportRootKeyOp), runs JoinOp or RejoinOp with store_app_s_key, then RewrapAppSKeyOp
+/// on the stored AppSKey. The cases must carry kek_ns_label / kek_as_label (run.py
+/// --fixed-keks): the appliance's token must already hold those KEKs. Returns the exit code.
+int run_remote(int argc, char** argv);
+
+}  // namespace lorakeep::crosscheck
