@@ -310,7 +310,9 @@ TEST_CASE("stop: requests in flight are answered, later ones SHUTTING_DOWN, then
   LocalServer server(f.token.module(), f.token);
   const Device d = make_device(f);
   auto client = server.connect();
-  constexpr int n = 30;
+  // Enough queued work that the stop lands while some is still waiting, even on a loaded
+  // machine where starting the stopper thread is slow.
+  constexpr int n = 300;
   for (int i = 0; i < n; ++i) {
     client.send(join_request(static_cast<std::uint64_t>(i), d, "1.0.2",
                              static_cast<std::uint16_t>(i), static_cast<std::uint32_t>(i)));
