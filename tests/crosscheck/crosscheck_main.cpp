@@ -128,19 +128,7 @@ int main(int argc, char** argv) {
     must(appliance::create_storage_key(session, {}), "creating the storage key");
     appliance::KeyDirectory keys;
     Keks keks(session);
-    std::string line;
-    while (std::getline(std::cin, line)) {
-      if (line.empty()) continue;
-      const auto c = json::parse(line);
-      json a;
-      try {
-        a = answer(c, session, keys, keks);
-      } catch (const std::exception& e) {
-        a = json{{"id", c.value("id", -1)}, {"mic_ok", false}, {"error", e.what()}};
-      }
-      std::cout << a.dump() << '\n';
-    }
-    std::cout.flush();
+    crosscheck::answer_lines([&](const json& c) { return answer(c, session, keys, keks); });
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "crosscheck: " << e.what() << '\n';

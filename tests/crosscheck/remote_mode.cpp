@@ -201,24 +201,28 @@ int run_remote(int argc, char** argv) {
     auto client = host::ApplianceClient::create(std::move(co));
     if (!client) throw std::runtime_error(client.failure().message);
     Remote remote(**client, o.deadline);
-    std::string line;
-    while (std::getline(std::cin, line)) {
-      if (line.empty()) continue;
-      const auto c = json::parse(line);
-      json a;
-      try {
-        a = answer(c, remote);
-      } catch (const std::exception& e) {
-        a = json{{"id", c.value("id", -1)}, {"mic_ok", false}, {"error", e.what()}};
-      }
-      std::cout << a.dump() << '\n';
-    }
-    std::cout.flush();
+    answer_lines([&](const json& c) { return answer(c, remote); });
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "crosscheck (remote): " << e.what() << '\n';
     return 2;
   }
+}
+
+void answer_lines(const std::function<json(const json&)>& answer) {
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    if (line.empty()) continue;
+    const auto c = json::parse(line);
+    json a;
+    try {
+      a = answer(c);
+    } catch (const std::exception& e) {
+      a = json{{"id", c.value("id", -1)}, {"mic_ok", false}, {"error", e.what()}};
+    }
+    std::cout << a.dump() << '\n';
+  }
+  std::cout.flush();
 }
 
 }  // namespace lorakeep::crosscheck

@@ -2,7 +2,14 @@
 // host <-> appliance protocol (the host's ApplianceClient) instead of in-process on a token.
 #pragma once
 
+#include <functional>
+#include <nlohmann/json.hpp>
+
 namespace lorakeep::crosscheck {
+
+/// The loop both modes share: one case per stdin line, one answer per stdout line; a case
+/// that throws is answered {"id", "mic_ok": false, "error"} so the driver sees every id.
+void answer_lines(const std::function<nlohmann::json(const nlohmann::json&)>& answer);
 
 /// `lorakeep-crosscheck --appliance ADDRESS [--secret-file FILE] [--deadline-ms N]`
 /// Reads cases on stdin and writes answers on stdout like the local mode, plus "rewrap" and
