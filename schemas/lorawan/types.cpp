@@ -180,6 +180,7 @@ template class FixedId<8, JoinEuiTag>;
 template class FixedId<8, DevEuiTag>;
 template class FixedId<3, NetIdTag>;
 template class FixedId<4, DevAddrTag>;
+template class FixedId<8, NsIdTag>;
 
 // --- JoinNonce ---
 

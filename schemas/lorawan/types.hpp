@@ -67,15 +67,21 @@ struct NetIdTag {
 struct DevAddrTag {
   static constexpr std::string_view name() noexcept { return "DevAddr"; }
 };
+/// A Network Server identifier (Backend Interfaces 1.1 NSID: HNSID, SenderNSID), an EUI-64.
+struct NsIdTag {
+  static constexpr std::string_view name() noexcept { return "NSID"; }
+};
 using JoinEui = FixedId<8, JoinEuiTag>;
 using DevEui = FixedId<8, DevEuiTag>;
 using NetId = FixedId<3, NetIdTag>;
 using DevAddr = FixedId<4, DevAddrTag>;
+using NsId = FixedId<8, NsIdTag>;
 // Defined once, in types.cpp.
 extern template class FixedId<8, JoinEuiTag>;
 extern template class FixedId<8, DevEuiTag>;
 extern template class FixedId<3, NetIdTag>;
 extern template class FixedId<4, DevAddrTag>;
+extern template class FixedId<8, NsIdTag>;
 
 /// A 16-bit DevNonce (1.0.4/1.1: a counter; before: random). Also RJcount0/RJcount1.
 struct DevNonce {
