@@ -1,0 +1,196 @@
+#include "host/registry/schema.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <string>
+#include <system_error>
+
+namespace lorakeep::host::registry::schema {
+namespace {
+
+// Migration N (1-based) takes user_version N-1 to N. Append only: a released step never
+// changes, since files out there have already run it.
+constexpr std::array<const char*, 1> migrations = {
+    // 1: the first schema. DevEUIs, JoinEUIs, NetIDs and NSIDs are big-endian blobs, so that
+    // blob order is DevEUI order. Root keys are either the wrapped keys or the part number
+    // and serial. allowed_net_ids packs 3-byte NetIDs; dev_nonce_history packs big-endian
+    // uint16s, oldest first (one blob read and written per join beats a child table).
+    R"sql(
+CREATE TABLE devices (
+  dev_eui BLOB PRIMARY KEY NOT NULL CHECK (length(dev_eui) = 8),
+  join_eui BLOB NOT NULL CHECK (length(join_eui) = 8),
+  mac_version TEXT NOT NULL,
+  app_key BLOB,
+  nwk_key BLOB,
+  part_number TEXT,
+  serial BLOB,
+  home_net_id BLOB NOT NULL CHECK (length(home_net_id) = 3),
+  allowed_net_ids BLOB NOT NULL DEFAULT x'' CHECK (length(allowed_net_ids) % 3 = 0),
+  hnsid BLOB CHECK (hnsid IS NULL OR length(hnsid) = 8),
+  as_id TEXT,
+  CHECK ((app_key IS NULL) != (part_number IS NULL)),
+  CHECK ((part_number IS NULL) = (serial IS NULL))
+) WITHOUT ROWID;
+
+CREATE TABLE nonces (
+  dev_eui BLOB PRIMARY KEY NOT NULL REFERENCES devices (dev_eui) ON DELETE CASCADE,
+  generation INTEGER NOT NULL DEFAULT 0,
+  join_nonce_last INTEGER NOT NULL DEFAULT 0,
+  dev_nonce_last INTEGER,
+  dev_nonce_history BLOB NOT NULL DEFAULT x'' CHECK (length(dev_nonce_history) % 2 = 0),
+  rj_count1_last INTEGER
+) WITHOUT ROWID;
+
+CREATE TABLE sessions (
+  id INTEGER PRIMARY KEY,
+  dev_eui BLOB NOT NULL REFERENCES devices (dev_eui) ON DELETE CASCADE,
+  session_key_id BLOB NOT NULL,
+  stored_app_s_key BLOB NOT NULL,
+  net_id BLOB NOT NULL CHECK (length(net_id) = 3),
+  created_unix INTEGER NOT NULL,
+  UNIQUE (dev_eui, session_key_id)
+);
+
+CREATE TABLE peers (
+  kind TEXT NOT NULL CHECK (kind IN ('ns', 'as')),
+  id TEXT NOT NULL,
+  kek_label TEXT,
+  plaintext_keys INTEGER NOT NULL CHECK (plaintext_keys IN (0, 1)),
+  PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+
+CREATE TABLE audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  time_unix INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+)sql",
+};
+
+// Long enough to ride out lorakeepctl's short write transactions from another process.
+constexpr int busy_timeout_ms = 5000;
+
+constexpr int open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+
+bool is_not_a_database(const sql::Error& e) {
+  return (e.code() & 0xFF) == SQLITE_NOTADB;
+}
+
+// Created here rather than by SQLite so that the mode is 0600 from the first byte; SQLite
+// gives the -wal and -shm files the database file's mode.
+void create_private(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+    return;
+  }
+  const int err = errno;
+  if (err == EEXIST) return;
+  throw sql::Error(SQLITE_CANTOPEN, "registry: cannot create " + path.string() + ": " +
+                                        std::generic_category().message(err));
+}
+
+std::string hex32(std::int64_t v) {
+  std::array<char, 16> buf{};
+  std::snprintf(buf.data(), buf.size(), "0x%08llX", static_cast<unsigned long long>(v));
+  return buf.data();
+}
+
+// Refuses another program's database and a schema newer than this release's.
+void check_identity(sql::Db& db, const std::string& name) {
+  const auto app = db.single_integer("PRAGMA application_id", "read application_id");
+  const auto user_version = db.single_integer("PRAGMA user_version", "read user_version");
+  const auto objects = db.single_integer("SELECT count(*) FROM sqlite_schema", "read schema");
+  const bool ours = app == application_id || (app == 0 && objects == 0);
+  if (!ours) {
+    throw sql::Error(SQLITE_ERROR, "registry: " + name +
+                                       " is not a lorakeep registry (application_id " + hex32(app) +
+                                       ", " + std::to_string(objects) + " schema objects)");
+  }
+  if (user_version > version() || user_version < 0) {
+    throw sql::Error(SQLITE_ERROR, "registry: " + name + " has schema version " +
+                                       std::to_string(user_version) +
+                                       ", newer than this release's " + std::to_string(version()) +
+                                       "; upgrade lorakeep");
+  }
+}
+
+void migrate(sql::Db& db, const std::string& name) {
+  db.exec("BEGIN IMMEDIATE", "begin the migration of " + name);
+  try {
+    // Again inside the write lock: another process may have migrated meanwhile.
+    check_identity(db, name);
+    const auto from = db.single_integer("PRAGMA user_version", "read user_version");
+    for (auto step = static_cast<std::size_t>(from); step < migrations.size(); ++step) {
+      db.exec(migrations.at(step), "migration " + std::to_string(step + 1) + " of " + name);
+    }
+    if (from < version()) {
+      db.exec(("PRAGMA user_version = " + std::to_string(version())).c_str(), "set user_version");
+      db.exec(("PRAGMA application_id = " + std::to_string(application_id)).c_str(),
+              "set application_id");
+    }
+    db.exec("COMMIT", "commit the migration of " + name);
+  } catch (...) {
+    if (!db.autocommit()) {
+      try {
+        db.exec("ROLLBACK", "roll back the migration");
+      } catch (const sql::Error&) {  // NOLINT(bugprone-empty-catch): the first error says more
+      }
+    }
+    throw;
+  }
+}
+
+}  // namespace
+
+int version() noexcept {
+  return static_cast<int>(migrations.size());
+}
+
+sql::Db open_writer(const std::filesystem::path& path) {
+  const std::string name = path.string();
+  create_private(path);
+  auto db = sql::Db::open(path, open_flags);
+  sqlite3_busy_timeout(db.get(), busy_timeout_ms);
+  try {
+    // The first statement reads the header: where a file that is not SQLite shows.
+    check_identity(db, name);
+  } catch (const sql::Error& e) {
+    if (is_not_a_database(e)) {
+      throw sql::Error(e.code(), "registry: " + name + " is not an SQLite database");
+    }
+    throw;
+  }
+  {
+    auto q = db.query({"PRAGMA journal_mode = WAL", "switch to WAL"});
+    if (!q.step() || q.text(0) != "wal") {
+      throw sql::Error(SQLITE_ERROR, "registry: " + name + " cannot be switched to WAL mode");
+    }
+  }
+  // FULL: in WAL mode a commit is durable when COMMIT returns (the WAL is fsync'd).
+  db.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY",
+          "configure " + name);
+  migrate(db, name);
+  return db;
+}
+
+sql::Db open_reader(const std::filesystem::path& path) {
+  auto db = sql::Db::open(path, open_flags);
+  sqlite3_busy_timeout(db.get(), busy_timeout_ms);
+  db.exec("PRAGMA query_only = ON", "configure a reader of " + path.string());
+  return db;
+}
+
+}  // namespace lorakeep::host::registry::schema
