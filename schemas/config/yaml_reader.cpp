@@ -92,8 +92,7 @@ std::uint64_t Reader::integer(const YAML::Node& node, std::string_view key, std:
   return value;
 }
 
-double Reader::number(const YAML::Node& node, std::string_view key, double min,
-                      double max) const {
+double Reader::number(const YAML::Node& node, std::string_view key, double min, double max) const {
   std::ostringstream expected;
   expected << "expected a number from " << min << " to " << max;
   if (!node.IsScalar()) error(node, key, expected.str());
