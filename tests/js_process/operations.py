@@ -1,0 +1,257 @@
+"""Concurrency, the appliance going away, operability (metrics, health, logs), the CA map
+changing under a running server, and Identity-Server mode."""
+
+import json
+import os
+import re
+import threading
+import time
+
+import harness as h
+from harness import AS_ID, JOIN_EUI, NS_A
+
+
+def result_of(answer: dict):
+    return answer.get("Result", {}).get("ResultCode")
+
+
+def parallel(n, fn):
+    out = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i):
+        barrier.wait()
+        try:
+            out[i] = fn(i)
+        except Exception as e:  # recorded as that thread's answer
+            out[i] = {"_error": repr(e)}
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
+def concurrency(checks, env):
+    # The same join-request sent 16 times at once: one success, one JoinNonce used.
+    for mac in ("1.0.2", "1.1"):
+        d = env.add_device(h.Device(mac, as_id=None))
+        nonce = d.nonce()
+        req = h.join_req(d, nonce)
+
+        def same(_i):
+            c = h.Client(env, env.certs[NS_A])
+            try:
+                return c.post(dict(req))[1]
+            finally:
+                c.close()
+        answers = parallel(16, same)
+        wins = [a for a in answers if result_of(a) == "Success"]
+        checks.record(f"{mac}: 16 simultaneous copies of one join-request, exactly one success",
+                      len(wins) == 1, str([result_of(a) or a.get("_error") for a in answers]))
+        # Distinct DevNonces at once: every success has its own JoinNonce.
+        nonces = [d.nonce() for _ in range(12)]
+
+        def distinct(i):
+            c = h.Client(env, env.certs[NS_A])
+            try:
+                r = h.join_req(d, nonces[i])
+                a = c.post(r)[1]
+                if result_of(a) == "Success":
+                    problems = h.check_join_ans(env, d, nonces[i], r, a, as_kek=None)
+                    a["_problems"] = problems
+                return a
+            finally:
+                c.close()
+        answers = parallel(12, distinct)
+        wins = [a for a in answers if result_of(a) == "Success"]
+        join_nonces = [a["_join_nonce"] for a in wins if "_join_nonce" in a]
+        bad = [p for a in wins for p in a.get("_problems", [])]
+        checks.record(f"{mac}: 12 simultaneous joins with distinct DevNonces get distinct "
+                      "JoinNonces, each answer right",
+                      len(wins) >= 1 and len(set(join_nonces)) == len(wins) and not bad,
+                      f"{len(wins)} successes, JoinNonces {sorted(join_nonces)}, {bad[:2]}")
+        if not d.counter():
+            checks.record(f"{mac}: random DevNonces all succeed when joined at once",
+                          len(wins) == 12, str([result_of(a) for a in answers]))
+
+
+def appliance_down(checks, env):
+    d = env.add_device(h.Device("1.0.2", as_id=None))
+    ns = h.Client(env, env.certs[NS_A])
+    env.cs.stop()
+    nonce = d.nonce()
+    req = h.join_req(d, nonce)
+    before = env.snapshot()
+    t0 = time.monotonic()
+    status, ans = ns.post(req)
+    took = time.monotonic() - t0
+    after = env.snapshot()
+    checks.record("appliance down: JoinReqFailed, a clear description",
+                  status == 200 and result_of(ans) == "JoinReqFailed"
+                  and "appliance" in ans.get("Result", {}).get("Description", ""),
+                  h.shown(ans, 300))
+    checks.record("appliance down: answered within the deadline", took < 10, f"{took:.1f} s")
+    checks.record("appliance down: no nonce consumed, registry unchanged", before == after)
+    st, body = ns.get("/readyz")
+    checks.record("appliance down: /readyz says not ready", st == 503, body[:200])
+    env.start_cs()
+    # The same DevNonce works once the appliance is back: nothing was consumed.
+    ok = False
+    for _ in range(20):
+        again = h.join_req(d, nonce)
+        status, ans = ns.post(again)
+        if result_of(ans) == "Success":
+            ok = not h.check_join_ans(env, d, nonce, again, ans, as_kek=None)
+            break
+        time.sleep(0.5)
+    checks.record("appliance back: the same DevNonce joins", ok, h.shown(ans, 300))
+    ns.close()
+
+
+def operability(checks, env):
+    c = h.Client(env, env.certs[NS_A])
+    st, body = c.get("/healthz")
+    checks.record("/healthz 200", st == 200, body[:100])
+    st, body = c.get("/readyz")
+    checks.record("/readyz 200 with registry and appliance", st == 200, body[:200])
+    st, body = c.get("/metrics")
+    checks.record("/metrics counts JoinReq successes by sender",
+                  st == 200 and re.search(
+                      r'lorakeep_js_requests_total\{message_type="JoinReq",sender="000013",'
+                      r'result="Success"\} [1-9]', body) is not None, body[:300])
+    checks.record("/metrics has latency histograms",
+                  'lorakeep_js_request_duration_seconds_bucket{message_type="JoinReq",le="+Inf"}'
+                  in body)
+    checks.record("/metrics has the appliance's statistics",
+                  "lorakeep_cs_up 1" in body and "lorakeep_cs_operations_total" in body,
+                  body[-300:])
+    st, _ = c.get("/etc/passwd")
+    checks.record("no file serving: other paths are 404", st == 404, str(st))
+    c.close()
+    # Logs: JSON lines with TransactionID, SenderID and DevEUI, and no key material.
+    with open(env.js.stderr_path, "rb") as f:
+        text = f.read().decode(errors="replace")
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    req_lines = [x for x in lines if x.get("event") == "request" and x.get("result") == "Success"]
+    checks.record("logs: JSON request lines with transaction_id, sender_id, dev_eui",
+                  req_lines and all("transaction_id" in x and "sender_id" in x
+                                    for x in req_lines), str(req_lines[:1]))
+    secrets = [k.hex() for k in env.keks.values()]
+    for dev in list(_all_devices(env)):
+        secrets += [dev.app_key.hex()] + ([dev.nwk_key.hex()] if dev.nwk_key else [])
+    lower = text.lower()
+    leaked = [s for s in secrets if s in lower]
+    checks.record("logs: no KEK or root key appears", not leaked, f"{len(leaked)} found")
+
+
+def _all_devices(env):
+    import scenarios
+    return scenarios._devices.values()
+
+
+def ca_map_reload(checks, env):
+    """A new peer added with lorakeepctl while lorakeep-js runs is served within seconds."""
+    ca = h.pki.Ca(os.path.join(env.work, "pki"), "late")
+    cert = ca.issue(os.path.join(env.work, "pki"), "client-late")
+    late = "00ABCD"
+    d = env.add_device(h.Device("1.0.2", as_id=None, allowed=(late,)))
+    c = h.Client(env, cert)
+    _, ans = c.post(h.join_req(d, d.nonce(), sender=late))
+    checks.record("a sender not yet in the CA map: UnknownSender",
+                  result_of(ans) == "UnknownSender", h.shown(ans, 200))
+    env.ctl("peer", "add", "--net-id", late, "--ca", ca.path, "--kek-label", "ns-b-kek")
+    ok = False
+    for _ in range(40):
+        time.sleep(0.25)
+        nonce = d.nonce()
+        req = h.join_req(d, nonce, sender=late)
+        _, ans = c.post(req)
+        if result_of(ans) == "Success":
+            ok = not h.check_join_ans(env, d, nonce, req, ans, ns_kek="ns-b-kek", as_kek=None)
+            break
+    checks.record("the peer added at run time is served within 10 s", ok, h.shown(ans, 200))
+    env.ctl("peer", "remove", "--net-id", late)
+    gone = False
+    for _ in range(40):
+        time.sleep(0.25)
+        _, ans = c.post(h.join_req(d, d.nonce(), sender=late))
+        if result_of(ans) == "UnknownSender":
+            gone = True
+            break
+    checks.record("the peer removed at run time is refused within 10 s", gone)
+    c.close()
+
+
+def rejoin(checks, env):
+    d = env.add_device(h.Device("1.1", as_id=None))
+    ns = h.Client(env, env.certs[NS_A])
+    nonce = d.nonce()
+    _, ans = ns.post(h.join_req(d, nonce))
+    js_int = h.ref.derive_js_keys(d.nwk_key, d.dev_eui)["JSIntKey"]
+    for count, want in ((1, "Success"), (2, "Success"), (2, "FrameReplayed"),
+                        (1, "FrameReplayed")):
+        phy = h.ref.rejoin_request(1, js_int, d.dev_eui, count, join_eui=d.join_eui)
+        m = h.header("RejoinReq", NS_A, JOIN_EUI, "1.1", "0102030405060708")
+        m.update({"MACVersion": "1.1", "PHYPayload": phy.hex(), "DevEUI": d.eui(),
+                  "DevAddr": "01020304", "DLSettings": "80", "RxDelay": 1})
+        before = env.snapshot()
+        _, ans = ns.post(m)
+        ok = result_of(ans) == want
+        if ok and want == "Success":
+            opened = h.ref.device_open_join_accept(
+                "1.1", d.app_key, d.nwk_key, bytes.fromhex(ans["PHYPayload"]), d.join_eui,
+                h.ref.rjcount_display(count), join_req_type=1, dev_eui=d.dev_eui)
+            ok = opened["mic_ok"] and ans.get("MessageType") == "RejoinAns"
+        if want != "Success":
+            ok = ok and before == env.snapshot()
+        checks.record(f"rejoin type 1 with RJcount1 {count}: {want}", ok, h.shown(ans, 200))
+    ns.close()
+
+
+def identity_mode(checks, env):
+    """A configuration answering HomeNSReq only, with no appliance."""
+    d = env.add_device(h.Device("1.0.2"))
+    path = os.path.join(env.work, "identity.yml")
+    with open(env.config) as f:
+        text = f.read()
+    section = text[text.index("join_server:"):]
+    section = section[:section.index("  appliance:")] + "\n".join(
+        line for line in section[section.index("  lifetime_s"):].splitlines()) + "\n"
+    section = section.replace("join_server:\n", "join_server:\n  mode: identity\n", 1)
+    with open(path, "w") as f:
+        f.write(section)
+    main = env.js
+    try:
+        env.start_js(path)
+        c = h.Client(env, env.certs[NS_A])
+        req = h.header("HomeNSReq", NS_A, JOIN_EUI)
+        req["DevEUI"] = d.eui()
+        _, ans = c.post(req)
+        checks.record("identity mode: HomeNSReq answered",
+                      result_of(ans) == "Success" and ans.get("HNetID") == NS_A,
+                      h.shown(ans, 200))
+        _, ans = c.post(h.join_req(d, d.nonce()))
+        checks.record("identity mode: JoinReq refused with a clear description",
+                      result_of(ans) == "Other" and "identity" in
+                      ans.get("Result", {}).get("Description", ""), h.shown(ans, 200))
+        st, _ = c.get("/readyz")
+        checks.record("identity mode: ready without an appliance", st == 200)
+        c.close()
+        status = env.js.stop()
+        checks.record("identity mode: stops cleanly on SIGTERM", status == 0, str(status))
+    finally:
+        env.js = main
+        m = re.match(r"https://([^:/]+):(\d+)/", main.address)
+        env.host, env.port = m.group(1), int(m.group(2))
+
+
+OPERATIONS = [
+    ("concurrency", concurrency),
+    ("rejoin", rejoin),
+    ("CA map reload", ca_map_reload),
+    ("appliance down", appliance_down),
+    ("identity mode", identity_mode),
+    ("operability", operability),
+]
