@@ -25,6 +25,10 @@ struct Policy {
   /// security officer) and session keys are created with CKA_WRAP_WITH_TRUSTED, so only a
   /// trusted key can wrap them.
   bool trusted_keks = false;
+  /// Long-lived token keys are created with CKA_ALLOWED_MECHANISMS (their one mechanism).
+  /// Off only for a token that cannot store the attribute on token objects (NSS softoken
+  /// 3.87 fails with CKR_GENERAL_ERROR); their usage flags still restrict them.
+  bool allowed_mechanisms = true;
 };
 
 /// The roles a long-lived key can have, each with the attributes it must (and must not)

@@ -29,22 +29,38 @@ pkcs11::KeyTemplate long_lived(KeyRole role, std::string label, CK_ULONG length,
   const bool trusted = policy.trusted_keks && (role == KeyRole::storage || role == KeyRole::kek);
   pkcs11::KeyTemplate t(length);
   t.label(std::move(label)).token(true).private_object(!trusted).sensitive(true).extractable(false);
+  CK_MECHANISM_TYPE mechanism = CKM_AES_KEY_WRAP;
   switch (role) {
     case KeyRole::storage:
-      t.wrap(true).unwrap(true).allowed_mechanisms({CKM_AES_KEY_WRAP});
+      t.wrap(true).unwrap(true);
       break;
     case KeyRole::kek:
-      t.wrap(true).allowed_mechanisms({CKM_AES_KEY_WRAP});
+      t.wrap(true);
       break;
     case KeyRole::transport:
-      t.unwrap(true).allowed_mechanisms({CKM_AES_KEY_WRAP});
+      t.unwrap(true);
       break;
     case KeyRole::part:
-      t.derive(true).allowed_mechanisms({CKM_AES_ECB_ENCRYPT_DATA});
+      t.derive(true);
+      mechanism = CKM_AES_ECB_ENCRYPT_DATA;
       break;
   }
+  if (policy.allowed_mechanisms) t.allowed_mechanisms({mechanism});
   if (trusted) t.trusted(true);
   return t;
+}
+
+/// A token's refusal to create a long-lived key; when the template carried
+/// CKA_ALLOWED_MECHANISMS, the message says how to do without it.
+Failure creation_failure(const pkcs11::Error& e, const std::string& doing, const Policy& policy) {
+  Failure f = token_failure(e, doing);
+  const bool creating = e.call() == "C_GenerateKey" || e.call() == "C_CreateObject";
+  if (policy.allowed_mechanisms && creating && e.error_class() == pkcs11::ErrorClass::other) {
+    f.message +=
+        " (a token that cannot store CKA_ALLOWED_MECHANISMS on token objects, such as NSS "
+        "softoken, needs appliance.pkcs11.allowed_mechanisms: false)";
+  }
+  return f;
 }
 
 Result<Ok> check_label(std::string_view label) {
@@ -74,7 +90,7 @@ Result<CreatedKey> create_storage_key(pkcs11::Session& session, const Policy& po
     key.release();  // a token object: it stays
     return CreatedKey{true};
   } catch (const pkcs11::Error& e) {
-    return token_failure(e, "creating the storage key");
+    return creation_failure(e, "creating the storage key", policy);
   }
 }
 
@@ -99,7 +115,7 @@ Result<Ok> import_key(pkcs11::Session& session, KeyRole role, std::string_view l
     created.release();
     return Ok{};
   } catch (const pkcs11::Error& e) {
-    return token_failure(e, "importing '" + full + "'");
+    return creation_failure(e, "importing '" + full + "'", policy);
   }
 }
 

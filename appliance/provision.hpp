@@ -20,8 +20,10 @@ struct CreatedKey {
 
 /// Generates the AES-256 storage key in the token (sensitive, never extractable, wrap and
 /// unwrap only). Idempotent: an existing storage key is checked against the policy
-/// instead. With `policy.trusted_keks`, `session` must be a security-officer session
-/// (CKA_TRUSTED), and the key is a public object (SoftHSMv2 allows CKA_TRUSTED only there).
+/// instead. With `policy.trusted_keks` the key is a public object carrying CKA_TRUSTED, and
+/// on SoftHSMv2 `session` must be a security-officer session (it allows CKA_TRUSTED only
+/// there, and only on public objects; NSS softoken has no security officer and lets the
+/// user set it).
 Result<CreatedKey> create_storage_key(pkcs11::Session& session, const Policy& policy);
 
 /// Imports a 16-, 24- or 32-byte key under `label` for `role` (kek, part, transport), with

@@ -193,6 +193,12 @@ std::string_view rv_name(CK_RV rv) noexcept {
       return "CKR_PUBLIC_KEY_INVALID";
     case CKR_FUNCTION_REJECTED:
       return "CKR_FUNCTION_REJECTED";
+    // NSS softoken's own codes (CKR_VENDOR_DEFINED | "NSCP" + n): C_Initialize cannot open
+    // the databases of its configdir.
+    case 0xCE534351UL:
+      return "CKR_NSS_CERTDB_FAILED";
+    case 0xCE534352UL:
+      return "CKR_NSS_KEYDB_FAILED";
     default:
       break;
   }
@@ -230,7 +236,6 @@ ErrorClass classify(CK_RV rv) noexcept {
     case CKR_KEY_TYPE_INCONSISTENT:
     case CKR_KEY_UNEXTRACTABLE:
     case CKR_KEY_NOT_WRAPPABLE:
-    case CKR_KEY_HANDLE_INVALID:
     case CKR_KEY_SIZE_RANGE:
     case CKR_KEY_INDIGESTIBLE:
     case CKR_KEY_NEEDED:
@@ -240,7 +245,6 @@ ErrorClass classify(CK_RV rv) noexcept {
     case CKR_ATTRIBUTE_READ_ONLY:  // e.g. CKA_TRUSTED asked for by the user
     case CKR_ACTION_PROHIBITED:
     case CKR_INFORMATION_SENSITIVE:
-    case CKR_WRAPPING_KEY_HANDLE_INVALID:
     case CKR_WRAPPING_KEY_SIZE_RANGE:
     case CKR_WRAPPING_KEY_TYPE_INCONSISTENT:
     case CKR_UNWRAPPING_KEY_SIZE_RANGE:
@@ -265,7 +269,11 @@ ErrorClass classify(CK_RV rv) noexcept {
     case CKR_SIGNATURE_LEN_RANGE:
       return ErrorClass::bad_input;
 
+    // A key handle that names no key: SoftHSMv2 says OBJECT_HANDLE_INVALID where NSS says
+    // KEY_HANDLE_INVALID for the same destroyed key.
     case CKR_OBJECT_HANDLE_INVALID:
+    case CKR_KEY_HANDLE_INVALID:
+    case CKR_WRAPPING_KEY_HANDLE_INVALID:
       return ErrorClass::not_found;
 
     case CKR_HOST_MEMORY:

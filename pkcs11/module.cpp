@@ -37,7 +37,10 @@ std::string describe(const TokenSelector& selector) {
 }  // namespace
 
 Module::Module(const Options& options) : counts_(std::make_unique<AtomicCallCounts>()) {
-  library_ = ::dlopen(options.path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // RTLD_NODELETE: the library stays mapped after dlclose. Some modules cannot be unloaded
+  // safely — NSS softoken keeps NSPR state that C_Finalize does not free, vendor libraries
+  // may leave threads running — and a process needs its module for its whole life anyway.
+  library_ = ::dlopen(options.path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (library_ == nullptr) {
     const char* why = ::dlerror();
     throw Error("cannot load PKCS#11 module " + options.path.string() + ": " +

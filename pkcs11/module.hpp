@@ -33,14 +33,19 @@ struct TokenInfo {
 };
 
 /// A loaded and initialized PKCS#11 module. Move-only; the destructor calls C_Finalize and
-/// unloads the library. C_Initialize is always called with CKF_OS_LOCKING_OK (SoftHSMv2
-/// crashes under threads without it) and with the configured reserved string, which NSS
-/// softoken needs (`configdir='sql:DIR' ...`).
+/// dlcloses the library, which stays mapped (RTLD_NODELETE: not every module survives being
+/// unloaded). C_Initialize is always called with CKF_OS_LOCKING_OK (SoftHSMv2 crashes under
+/// threads without it) and with the configured reserved string, which NSS softoken needs
+/// (`configdir='sql:DIR' ...`; without it NSS answers CKR_ARGUMENTS_BAD). A module
+/// finalized this way can be initialized again in the same process, with another reserved
+/// string (SoftHSMv2 and NSS 3.87 both allow it).
 class Module {
  public:
   struct Options {
     std::filesystem::path path;           // e.g. /usr/lib/softhsm/libsofthsm2.so
-    std::optional<std::string> reserved;  // C_Initialize pReserved (NSS parameters)
+    std::optional<std::string> reserved;  // C_Initialize pReserved (NSS parameters); the
+                                          // module parses it: NSS crashes on a string
+                                          // without configdir
   };
 
   explicit Module(const Options& options);

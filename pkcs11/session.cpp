@@ -1,5 +1,6 @@
 #include "pkcs11/session.hpp"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -89,16 +90,30 @@ void Session::open(const SecretBytes& pin, CK_USER_TYPE user) {
   const auto bytes = pin.reveal();
   const CK_RV rv =
       fns_->C_Login(handle_, user, const_cast<CK_UTF8CHAR_PTR>(bytes.data()), bytes.size());
-  if (rv == CKR_USER_ALREADY_LOGGED_IN) {
-    count(Fn::Login);
-    return;
-  }
   try {
-    check(rv, Fn::Login);
+    if (rv != CKR_USER_ALREADY_LOGGED_IN) {
+      check(rv, Fn::Login);
+    } else {
+      count(Fn::Login);
+      if (user == CKU_SO) require_so_state();
+    }
   } catch (...) {
     // The constructor fails, so no destructor will close the session.
     close();
     throw;
+  }
+}
+
+void Session::require_so_state() {
+  // NSS answers CKR_USER_ALREADY_LOGGED_IN to an SO login while the *user* is logged in
+  // (PKCS#11 says USER_ANOTHER_ALREADY_LOGGED_IN), so the session's state decides.
+  CK_SESSION_INFO info{};
+  check(fns_->C_GetSessionInfo(handle_, &info), Fn::GetSessionInfo);
+  if (info.state != CKS_RW_SO_FUNCTIONS) {
+    throw Error(
+        "C_Login as security officer answered CKR_USER_ALREADY_LOGGED_IN, but the session is "
+        "not the security officer's (another user is logged in)",
+        ErrorClass::other);
   }
 }
 
@@ -258,8 +273,8 @@ KeyAttributes Session::attributes(KeyRef key) {
            always_sensitive = CK_FALSE, never_extractable = CK_FALSE, encrypt = CK_FALSE,
            decrypt = CK_FALSE, sign = CK_FALSE, verify = CK_FALSE, wrap = CK_FALSE,
            unwrap = CK_FALSE, derive = CK_FALSE, trusted = CK_FALSE, wrap_with_trusted = CK_FALSE;
-  // Long enough for any label lorakeep writes, so one call usually does it.
-  std::string label(256, '\0');
+  // The label's length first (no buffer), its bytes in a second call: NSS 3.87 copies an
+  // attribute whole whatever ulValueLen says, so a buffer too small would overflow.
   std::vector<CK_ATTRIBUTE> attrs = {
       {CKA_CLASS, &out.object_class, sizeof out.object_class},
       {CKA_KEY_TYPE, &out.key_type, sizeof out.key_type},
@@ -277,30 +292,15 @@ KeyAttributes Session::attributes(KeyRef key) {
       {CKA_WRAP, &wrap, sizeof(CK_BBOOL)},
       {CKA_UNWRAP, &unwrap, sizeof(CK_BBOOL)},
       {CKA_DERIVE, &derive, sizeof(CK_BBOOL)},
-      {CKA_LABEL, label.data(), label.size()},
+      {CKA_LABEL, nullptr, 0},
       // Last two: optional, a token without them answers CKR_ATTRIBUTE_TYPE_INVALID.
       {CKA_TRUSTED, &trusted, sizeof(CK_BBOOL)},
       {CKA_WRAP_WITH_TRUSTED, &wrap_with_trusted, sizeof(CK_BBOOL)},
   };
   constexpr std::size_t kLabel = 16;
   constexpr std::size_t kOptional = 17;
-  const auto original = attrs;
 
-  const auto call = [&] {
-    return fns_->C_GetAttributeValue(handle_, key.handle, attrs.data(), attrs.size());
-  };
-  CK_RV rv = call();
-  bool label_pending = false;
-  if (rv == CKR_BUFFER_TOO_SMALL) {
-    // The token does not say how long the label is when the buffer was too small: ask
-    // again with no buffer for it (which gives its length), then read it alone.
-    count(Fn::GetAttributeValue);
-    attrs = original;
-    attrs[kLabel].pValue = nullptr;
-    attrs[kLabel].ulValueLen = 0;
-    rv = call();
-    label_pending = true;
-  }
+  CK_RV rv = fns_->C_GetAttributeValue(handle_, key.handle, attrs.data(), attrs.size());
   if (rv == CKR_ATTRIBUTE_TYPE_INVALID) {
     // Tolerated only when what is missing is optional; the rest was filled in.
     bool only_optional = true;
@@ -313,13 +313,12 @@ KeyAttributes Session::attributes(KeyRef key) {
     }
   }
   check(rv, Fn::GetAttributeValue);
-  if (label_pending) {
-    label.assign(attrs[kLabel].ulValueLen, '\0');
+  std::string label(attrs[kLabel].ulValueLen, '\0');
+  if (!label.empty()) {
     CK_ATTRIBUTE one{CKA_LABEL, label.data(), label.size()};
     check(fns_->C_GetAttributeValue(handle_, key.handle, &one, 1), Fn::GetAttributeValue);
-    attrs[kLabel].ulValueLen = one.ulValueLen;
+    label.resize(std::min<std::size_t>(one.ulValueLen, label.size()));
   }
-  label.resize(attrs[kLabel].ulValueLen);
   out.label = std::move(label);
   out.token = token == CK_TRUE;
   out.private_object = priv == CK_TRUE;

@@ -63,7 +63,9 @@ class Session {
  public:
   /// Opens a session on `slot` and logs the user in with `pin` (if empty: no login).
   Session(const Module& module, CK_SLOT_ID slot, const SecretBytes& pin);
-  /// Opens a session and logs the security officer in (token set-up, CKA_TRUSTED).
+  /// Opens a session and logs the security officer in (token set-up, CKA_TRUSTED). Throws
+  /// when the session is not the SO's afterwards (NSS, whose SO login "succeeds" while the
+  /// user is logged in).
   struct SecurityOfficer {};
   Session(const Module& module, CK_SLOT_ID slot, const SecretBytes& so_pin, SecurityOfficer);
   ~Session();
@@ -128,6 +130,7 @@ class Session {
 
  private:
   void open(const SecretBytes& pin, CK_USER_TYPE user);
+  void require_so_state();
   void close() noexcept;
 
   const Module* module_ = nullptr;

@@ -119,9 +119,9 @@ bool valid_env_name(std::string_view name) {
 
 void read_pkcs11(const Reader& r, const YAML::Node& node, Pkcs11Config& out) {
   const std::string key = "appliance.pkcs11";
-  const auto entries = r.mapping(
-      node, key,
-      {"module", "init_args", "token_label", "token_serial", "slot", "pin_file", "environment"});
+  const auto entries = r.mapping(node, key,
+                                 {"module", "init_args", "token_label", "token_serial", "slot",
+                                  "pin_file", "environment", "allowed_mechanisms"});
   const auto at = [&](const char* name) -> const YAML::Node* {
     const auto it = entries.find(name);
     return it == entries.end() ? nullptr : &it->second;
@@ -159,6 +159,9 @@ void read_pkcs11(const Reader& r, const YAML::Node& node, Pkcs11Config& out) {
                            : "give exactly one of token_label, token_serial or slot, not several");
   }
   if (const auto* p = at("pin_file")) out.pin_file = r.path(*p, key + ".pin_file");
+  if (const auto* m = at("allowed_mechanisms")) {
+    out.allowed_mechanisms = r.boolean(*m, key + ".allowed_mechanisms");
+  }
   if (const auto* e = at("environment")) {
     const auto vars = r.mapping(*e, key + ".environment", {});
     for (const auto& [name, value] : vars) {
@@ -311,6 +314,13 @@ Config parse_config(const std::string& yaml, const fs::path& base_dir, const std
     c.require_memory_lock = r.boolean(*n, "appliance.require_memory_lock");
   }
   return c;
+}
+
+appliance::Policy key_policy(const Config& config) {
+  appliance::Policy p;
+  p.trusted_keks = config.trusted_keks;
+  p.allowed_mechanisms = config.pkcs11.allowed_mechanisms;
+  return p;
 }
 
 Config load_config(const fs::path& file) {

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "appliance/keys.hpp"
 #include "pkcs11/module.hpp"
 
 namespace lorakeep::appliance::server {
@@ -49,6 +50,9 @@ struct Pkcs11Config {
   std::optional<std::filesystem::path> pin_file;  // absent: the LORAKEEP_PIN variable
   /// Set in the process environment before the module is loaded (SOFTHSM2_CONF, …).
   std::vector<std::pair<std::string, std::string>> environment;
+  /// Long-lived keys created with CKA_ALLOWED_MECHANISMS (false for NSS softoken, which
+  /// cannot store it on token objects). See appliance::Policy.
+  bool allowed_mechanisms = true;
 };
 
 struct Config {
@@ -67,6 +71,9 @@ struct Config {
   std::chrono::milliseconds handshake_timeout{5000};
   bool require_memory_lock = false;
 };
+
+/// The key policy the configuration asks for (trusted KEKs, CKA_ALLOWED_MECHANISMS).
+appliance::Policy key_policy(const Config& config);
 
 /// Reads and checks `file`. Relative paths in it are relative to the file's directory.
 Config load_config(const std::filesystem::path& file);

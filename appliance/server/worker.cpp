@@ -65,7 +65,7 @@ Result<Ok> check_token(const Config& config, const pkcs11::SecretBytes& pin) noe
   try {
     pkcs11::Module module(module_options(config));
     pkcs11::SessionPool pool(module, config.pkcs11.token, pin.clone(), 1);
-    KeyDirectory keys(Policy{config.trusted_keks});
+    KeyDirectory keys(key_policy(config));
     auto lease = pool.acquire(std::chrono::seconds(30));
     return startup_check(*lease, keys);
   } catch (const pkcs11::Error& e) {
@@ -89,7 +89,7 @@ int run_worker(const WorkerPlan& plan) noexcept {
     pkcs11::Module module(module_options(config));
     pkcs11::SessionPool pool(module, config.pkcs11.token, plan.secrets.pin.clone(),
                              config.sessions_per_worker);
-    KeyDirectory keys(Policy{config.trusted_keks});
+    KeyDirectory keys(key_policy(config));
     ServiceInfo info;
     {
       auto lease = pool.acquire(std::chrono::seconds(30));

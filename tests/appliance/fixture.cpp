@@ -8,15 +8,15 @@ namespace lorakeep::test {
 
 ApplianceFixture::ApplianceFixture(appliance::Policy policy)
     : session(token.user_session()),
-      keys(policy),
+      keys(token_policy(policy)),
       kek_ns(random_bytes(16)),
       kek_as(random_bytes(16)) {
-  REQUIRE(appliance::create_storage_key(session, policy).ok());
+  REQUIRE(appliance::create_storage_key(session, keys.policy()).ok());
   REQUIRE(appliance::import_key(session, appliance::KeyRole::kek, "ns-kek",
-                                pkcs11::SecretBytes(kek_ns), policy)
+                                pkcs11::SecretBytes(kek_ns), keys.policy())
               .ok());
   REQUIRE(appliance::import_key(session, appliance::KeyRole::kek, "as-kek",
-                                pkcs11::SecretBytes(kek_as), policy)
+                                pkcs11::SecretBytes(kek_as), keys.policy())
               .ok());
 }
 

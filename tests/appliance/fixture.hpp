@@ -1,5 +1,6 @@
-// An appliance on a throwaway SoftHSM token: storage key generated, an NS and an AS KEK
-// imported with values the test knows (so it can check envelopes with OpenSSL).
+// An appliance on a throwaway token (SoftHSMv2 or NSS softoken, LORAKEEP_TEST_TOKEN):
+// storage key generated, an NS and an AS KEK imported with values the test knows (so it can
+// check envelopes with OpenSSL).
 #pragma once
 
 #include <array>
@@ -12,12 +13,14 @@
 #include "appliance/provision.hpp"
 #include "openssl_ref.hpp"
 #include "token_fixture.hpp"
+#include "token_policy.hpp"
 
 namespace lorakeep::test {
 
 using Bytes = std::vector<std::uint8_t>;
 
 struct ApplianceFixture {
+  /// The KeyDirectory's policy is token_policy(policy).
   explicit ApplianceFixture(appliance::Policy policy = {});
 
   /// A device root key as the registry would hold it (imported through the appliance).

@@ -1,5 +1,6 @@
-// Joins, rejoins and AppSKey re-wraps through the appliance on SoftHSM, checked against
-// OpenSSL; the refusals (bad MIC, bad frames, key delivery policy) and the call counts.
+// Joins, rejoins and AppSKey re-wraps through the appliance on the token (SoftHSMv2 or NSS
+// softoken), checked against OpenSSL; the refusals (bad MIC, bad frames, key delivery
+// policy) and the call counts.
 #include <doctest.h>
 
 #include "appliance/join.hpp"
@@ -301,7 +302,7 @@ TEST_CASE("secure-element parts: root keys derived from the part key and the ser
   ApplianceFixture f;
   const auto part_key = random_bytes(16);
   REQUIRE(appliance::import_key(f.session, appliance::KeyRole::part, "SE-050",
-                                pkcs11::SecretBytes(part_key), {})
+                                pkcs11::SecretBytes(part_key), f.keys.policy())
               .ok());
   const Bytes serial = from_hex("0102030405060708");
   auto block = appliance::derive_part_block(appliance::RootKeyKind::app_key, serial);
@@ -363,7 +364,7 @@ TEST_CASE("key import: a root key wrapped under a transport KEK joins like the o
   ApplianceFixture f;
   const auto transport = random_bytes(16);
   REQUIRE(appliance::import_key(f.session, appliance::KeyRole::transport, "factory-1",
-                                pkcs11::SecretBytes(transport), {})
+                                pkcs11::SecretBytes(transport), f.keys.policy())
               .ok());
   const auto app_key = random_bytes(16);
   // The manufacturer's side: RFC 3394 under the transport KEK, done here with OpenSSL.

@@ -1,6 +1,6 @@
-// Every published vector in tests/data/lorawan-join-kat.json, computed through SoftHSM by
-// the appliance's own code paths (import, unwrap, derive, wrap), and the envelopes opened
-// with OpenSSL.
+// Every published vector in tests/data/lorawan-join-kat.json, computed through the token
+// (SoftHSMv2 or NSS softoken) by the appliance's own code paths (import, unwrap, derive,
+// wrap), and the envelopes opened with OpenSSL.
 #include <doctest.h>
 
 #include <fstream>
@@ -197,7 +197,7 @@ TEST_CASE("the LoRaWAN 1.1 join flow vector end to end") {
   }
 }
 
-TEST_CASE("self-test passes on SoftHSM") {
+TEST_CASE("self-test passes on the token") {
   TestToken token;
   auto session = token.user_session();
   auto result = appliance::self_test(session);

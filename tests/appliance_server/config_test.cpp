@@ -68,6 +68,7 @@ TEST_CASE("every key is read") {
       "    environment:\n"
       "      SOFTHSM2_CONF: /etc/softhsm/softhsm2.conf\n"
       "      OTHER_VAR: x\n"
+      "    allowed_mechanisms: false\n"
       "  listen: \"[::1]:4700\"\n"
       "  cluster_secret_file: /etc/lorakeep/cluster.secret\n"
       "  workers: 4\n"
@@ -104,6 +105,33 @@ TEST_CASE("every key is read") {
   CHECK(c.idle_timeout == std::chrono::milliseconds(5000));
   CHECK(c.handshake_timeout == std::chrono::milliseconds(2000));
   CHECK(c.require_memory_lock);
+  CHECK_FALSE(c.pkcs11.allowed_mechanisms);
+  const auto policy = key_policy(c);
+  CHECK(policy.trusted_keks);
+  CHECK_FALSE(policy.allowed_mechanisms);
+}
+
+TEST_CASE("an NSS softoken configuration, as docs/pkcs11-tokens.md gives it") {
+  const auto c = parse(
+      "appliance:\n"
+      "  pkcs11:\n"
+      "    module: " +
+      module() +
+      "\n"
+      "    init_args: \"configdir='sql:/var/lib/lorakeep/nssdb' certPrefix='' keyPrefix='' "
+      "secmod='secmod.db' flags=\"\n"
+      "    token_label: NSS Certificate DB\n"
+      "    pin_file: /etc/lorakeep/token.pin\n"
+      "    allowed_mechanisms: false\n"
+      "  listen: unix:/run/lorakeep/cs.sock\n"
+      "  audit_log: /var/log/lorakeep/audit.log\n");
+  CHECK(c.pkcs11.init_args ==
+        "configdir='sql:/var/lib/lorakeep/nssdb' certPrefix='' keyPrefix='' secmod='secmod.db' "
+        "flags=");
+  CHECK(c.pkcs11.token.label == "NSS Certificate DB");
+  CHECK(c.pkcs11.environment.empty());
+  CHECK_FALSE(key_policy(c).allowed_mechanisms);
+  CHECK_FALSE(key_policy(c).trusted_keks);
 }
 
 TEST_CASE("defaults, the slot selector and a Unix socket relative to the file") {
@@ -131,6 +159,8 @@ TEST_CASE("defaults, the slot selector and a Unix socket relative to the file") 
   CHECK(c.max_connections == 256);
   CHECK(c.idle_timeout == std::chrono::milliseconds(30000));
   CHECK_FALSE(c.require_memory_lock);
+  CHECK(c.pkcs11.allowed_mechanisms);
+  CHECK(key_policy(c).allowed_mechanisms);
 }
 
 TEST_CASE("wrong values are refused with the key and what it expects") {
@@ -151,6 +181,9 @@ TEST_CASE("wrong values are refused with the key and what it expects") {
       {minimal("  max_connections: 99999999\n"), {"appliance.max_connections"}},
       {minimal("  idle_timeout_ms: soon\n"), {"appliance.idle_timeout_ms", "'soon'"}},
       {minimal("  trusted_keks: maybe\n"), {"appliance.trusted_keks", "true or false", "'maybe'"}},
+      {minimal("", "    allowed_mechanisms: no-thanks\n"),
+       {"appliance.pkcs11.allowed_mechanisms", "true or false"}},
+      {minimal("  allowed_mechanisms: false\n"), {"appliance.allowed_mechanisms", "unknown key"}},
       {minimal("  user: \"\"\n"), {"appliance.user", "non-empty"}},
       {minimal("", "    token_serial: 1234\n"),
        {"appliance.pkcs11", "exactly one of token_label, token_serial or slot"}},

@@ -36,11 +36,12 @@ void chown_tree(const std::filesystem::path& root) {
 
 Installation::Installation(StorageKey storage)
     : session(token.user_session()),
+      keys(token_policy()),
       kek_ns(random_bytes(16)),
       kek_as(random_bytes(16)),
       cluster_secret(random_bytes(32)) {
   if (storage == StorageKey::good) {
-    REQUIRE(appliance::create_storage_key(session, {}).ok());
+    REQUIRE(appliance::create_storage_key(session, keys.policy()).ok());
   } else if (storage == StorageKey::weak) {
     // AES-256 with the right label and usage, but extractable: the policy must refuse it.
     auto key = session.generate_aes_key(pkcs11::KeyTemplate(32)
@@ -53,10 +54,10 @@ Installation::Installation(StorageKey storage)
     (void)key.release();
   }
   REQUIRE(appliance::import_key(session, appliance::KeyRole::kek, "ns-kek",
-                                pkcs11::SecretBytes(kek_ns), {})
+                                pkcs11::SecretBytes(kek_ns), keys.policy())
               .ok());
   REQUIRE(appliance::import_key(session, appliance::KeyRole::kek, "as-kek",
-                                pkcs11::SecretBytes(kek_as), {})
+                                pkcs11::SecretBytes(kek_as), keys.policy())
               .ok());
   const auto pin = token.user_pin().reveal();
   std::ofstream(dir.path() / "pin", std::ios::binary)
@@ -69,14 +70,20 @@ std::filesystem::path Installation::write_config(const std::string& listen,
                                                  const std::string& extra) {
   auto path = dir.path() / "lorakeep.yml";
   std::ofstream out(path);
+  const auto load = token.module_options();
   out << "appliance:\n"
       << "  pkcs11:\n"
-      << "    module: " << TestToken::module_path() << "\n"
-      << "    token_label: lorakeep-test\n"
-      << "    pin_file: pin\n"
-      << "    environment:\n"
-      << "      SOFTHSM2_CONF: " << token.config_path().string() << "\n"
-      << "  listen: \"" << listen << "\"\n"
+      << "    module: " << load.path.string() << "\n"
+      << "    token_label: " << token.label() << "\n"
+      << "    pin_file: pin\n";
+  // YAML double quotes: NSS's string holds single quotes, and no '"' or '\\'.
+  if (load.reserved) out << "    init_args: \"" << *load.reserved << "\"\n";
+  if (!keys.policy().allowed_mechanisms) out << "    allowed_mechanisms: false\n";
+  const auto environment = token.environment();
+  if (!environment.empty()) out << "    environment:\n";
+  for (const auto& [name, value] : environment)
+    out << "      " << name << ": " << value << "\n";
+  out << "  listen: \"" << listen << "\"\n"
       << "  cluster_secret_file: cluster.secret\n"
       << "  audit_log: audit.log\n"
       << "  user: nobody\n"

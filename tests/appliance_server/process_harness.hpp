@@ -1,6 +1,7 @@
-// lorakeep-cs as a real process: a token made here (TestToken), a configuration directory,
-// both handed to the unprivileged user "nobody" (the tests run as root, and lorakeep-cs
-// drops to `user:` before it loads the module), and the program started from the build.
+// lorakeep-cs as a real process: a token made here (TestToken: SoftHSMv2 or NSS softoken), a
+// configuration directory, both handed to the unprivileged user "nobody" (the tests run as
+// root, and lorakeep-cs drops to `user:` before it loads the module), and the program
+// started from the build.
 #pragma once
 
 #include <sys/types.h>

@@ -55,6 +55,37 @@ TEST_CASE("a wrong PIN: no start") {
   CHECK(err.find("not-the-pin") == std::string::npos);
 }
 
+TEST_CASE("a module that cannot be initialized: no start") {
+  Installation in;
+  auto config = in.write_config("unix:cs.sock");
+  std::string yaml;
+  {
+    std::ifstream original(config);
+    std::stringstream text;
+    text << original.rdbuf();
+    yaml = text.str();
+  }
+  std::string expected;
+  if (in.token.kind() == TokenKind::nss) {
+    // Without its reserved string NSS refuses C_Initialize.
+    const auto at = yaml.find("    init_args: ");
+    REQUIRE(at != std::string::npos);
+    yaml.erase(at, yaml.find('\n', at) + 1 - at);
+    expected = "C_Initialize failed: CKR_ARGUMENTS_BAD";
+  } else {
+    // SoftHSMv2 without its configuration file.
+    const auto at = yaml.find("softhsm2.conf");
+    REQUIRE(at != std::string::npos);
+    yaml.replace(at, 13, "missing.conf");
+    expected = "C_Initialize failed: CKR_";
+  }
+  std::ofstream(config) << yaml;
+  in.hand_over();
+  const auto err = refused(in, config, 1);
+  CHECK_MESSAGE(err.find("lorakeep-cs: refusing to start:") != std::string::npos, err);
+  CHECK_MESSAGE(err.find(expected) != std::string::npos, err);
+}
+
 TEST_CASE("configuration errors exit 2 with the key named") {
   Installation in;
   SUBCASE("an unknown key") {

@@ -116,7 +116,7 @@ TEST_CASE("rejoin, AppSKey re-wrap and root key import over the socket") {
 
     const Bytes transport = random_bytes(16);
     REQUIRE(appliance::import_key(f.session, appliance::KeyRole::transport, "factory",
-                                  pkcs11::SecretBytes(transport), {})
+                                  pkcs11::SecretBytes(transport), f.keys.policy())
                 .ok());
     auto t = request(6);
     t.mutable_import_root_key()->set_dev_eui(hex_bytes(kDevEui));
@@ -153,7 +153,10 @@ TEST_CASE("info and stats") {
   REQUIRE(info.info().protocol_versions_size() == 1);
   CHECK(info.info().protocol_versions(0) == 1);
   CHECK(info.info().token_label() == "lorakeep-test");
-  CHECK(info.info().token_manufacturer().find("SoftHSM") != std::string::npos);
+  CHECK(info.info().token_manufacturer() ==
+        (f.token.kind() == TokenKind::softhsm ? "SoftHSM project" : "Mozilla Foundation"));
+  CHECK(info.info().token_model() ==
+        (f.token.kind() == TokenKind::softhsm ? "SoftHSM v2" : "NSS 3"));
   CHECK(info.info().self_test_passed());
   CHECK(info.info().sessions_per_worker() == 3);
 

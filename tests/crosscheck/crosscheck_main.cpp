@@ -1,6 +1,7 @@
 // The C++ half of the randomized cross-check: reads cases (JSON lines, from run.py) on
-// stdin, runs each through the appliance on a throwaway SoftHSM token, and writes the
-// answers (JSON lines) on stdout for run.py to compare with python3-cryptography.
+// stdin, runs each through the appliance on a throwaway token (LORAKEEP_TEST_TOKEN: SoftHSMv2
+// or NSS softoken), and writes the answers (JSON lines) on stdout for run.py to compare with
+// python3-cryptography.
 // With arguments (--appliance ADDRESS ...) it asks a running lorakeep-cs instead
 // (remote_mode.hpp).
 #include <iostream>
@@ -13,6 +14,7 @@
 #include "appliance/provision.hpp"
 #include "remote_mode.hpp"
 #include "token_fixture.hpp"
+#include "token_policy.hpp"
 
 using namespace lorakeep;
 using nlohmann::json;
@@ -35,7 +37,7 @@ class Keks {
     if (auto it = labels_.find(hex); it != labels_.end()) return it->second;
     auto label = "kek-" + std::to_string(labels_.size());
     must(appliance::import_key(session_, appliance::KeyRole::kek, label,
-                               pkcs11::SecretBytes(test::from_hex(hex)), {}),
+                               pkcs11::SecretBytes(test::from_hex(hex)), test::token_policy()),
          "importing a KEK");
     labels_.emplace(hex, label);
     return label;
@@ -125,8 +127,8 @@ int main(int argc, char** argv) {
   try {
     test::TestToken token("crosscheck");
     auto session = token.user_session();
-    must(appliance::create_storage_key(session, {}), "creating the storage key");
-    appliance::KeyDirectory keys;
+    must(appliance::create_storage_key(session, test::token_policy()), "creating the storage key");
+    appliance::KeyDirectory keys(test::token_policy());
     Keks keks(session);
     crosscheck::answer_lines([&](const json& c) { return answer(c, session, keys, keks); });
     return 0;

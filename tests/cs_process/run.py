@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """lorakeep-cs as its own process, met the way lorakeep-js meets it.
 
-    /usr/bin/python3 tests/cs_process/run.py --cs PATH --module SOFTHSM.so
-        --token-tool PATH --probe PATH --crosscheck PATH --crosscheck-driver run.py
+    /usr/bin/python3 tests/cs_process/run.py --cs PATH --token-tool PATH --probe PATH
+        --crosscheck PATH --crosscheck-driver run.py [--token softhsm|nss]
         [--count N] [--only unix|tcp] [--keep]
 
 For each transport — a Unix socket, then TCP with TLS 1.3 and the cluster PSK — it makes a
-SoftHSM token (lorakeep-test-token: storage key and two KEKs), starts lorakeep-cs on it,
-waits for "lorakeep-cs ready on <address>", and checks:
+token (SoftHSMv2, or NSS softoken with --token nss: tests/support/test_token.py over
+lorakeep-test-token, storage key and two KEKs), starts lorakeep-cs on it, waits for
+"lorakeep-cs ready on <address>", and checks:
 
   crosscheck   the randomized cross-check (tests/crosscheck/run.py --fixed-keks
                --expect-rewrap, N joins per MAC version plus rejoins) through the server:
@@ -31,7 +32,6 @@ stderr is shown when a check fails. Runs as root (it then gives lorakeep-cs the 
 import argparse
 import json
 import os
-import pwd
 import re
 import select
 import shutil
@@ -43,6 +43,9 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import test_token  # noqa: E402 - tests/support, found through the path set just above
 
 READY = re.compile(r"^lorakeep-cs ready on (\S+)$")
 CASES_LINE = re.compile(r"^CASES: (\d+) passed, (\d+) failed$", re.M)
@@ -111,7 +114,7 @@ class Checks:
 class Server:
     """One lorakeep-cs process on a prepared token."""
 
-    def __init__(self, args, work: str, listen: str, secret_file: str, user):
+    def __init__(self, args, work: str, token, listen: str, secret_file: str, user):
         self.args = args
         self.work = work
         self.config = os.path.join(work, f"lorakeep-{len(os.listdir(work))}.yml")
@@ -120,7 +123,7 @@ class Server:
         self.proc = None
         self.stdout_lines = []
         with open(self.config, "w") as f:
-            f.write(config_yaml(args, work, listen, secret_file, user))
+            f.write(config_yaml(work, token, listen, secret_file, user))
 
     def start(self, timeout: float = 60) -> str:
         self.stderr = open(self.stderr_path, "ab")
@@ -183,16 +186,11 @@ class Server:
         return "\n".join("  | " + line for line in lines[-n:])
 
 
-def config_yaml(args, work: str, listen: str, secret_file: str, user) -> str:
-    token = os.path.join(work, "token")
+def config_yaml(work: str, token, listen: str, secret_file: str, user) -> str:
     lines = [
         "appliance:",
         "  pkcs11:",
-        f"    module: {args.module}",
-        "    token_label: lorakeep-cs-test",
-        f"    pin_file: {os.path.join(work, 'user.pin')}",
-        "    environment:",
-        f"      SOFTHSM2_CONF: {os.path.join(token, 'softhsm2.conf')}",
+        *token.pkcs11_yaml(os.path.join(work, "user.pin")),
         f"  listen: \"{listen}\"",
         f"  cluster_secret_file: {secret_file}",
         "  workers: 2",
@@ -226,7 +224,7 @@ def write_secret(path: str, data: bytes):
 
 
 def prepare(args, work: str, user):
-    """Token, PIN, KEKs and cluster secret in `work`."""
+    """Token, PIN, KEKs and cluster secret in `work`; returns (token, keks)."""
     write_secret(os.path.join(work, "user.pin"), os.urandom(8).hex().encode() + b"\n")
     keks = {}
     for label in ("ns-fixed", "as-fixed"):
@@ -235,22 +233,13 @@ def prepare(args, work: str, user):
         keks[label] = path
     write_secret(os.path.join(work, "cluster.secret"), os.urandom(32).hex().encode() + b"\n")
     write_secret(os.path.join(work, "wrong.secret"), os.urandom(32).hex().encode() + b"\n")
-    cmd = [args.token_tool, "--dir", os.path.join(work, "token"),
-           "--pin-file", os.path.join(work, "user.pin")]
-    for label, path in keks.items():
-        cmd += ["--kek", f"{label}={path}"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    if p.returncode != 0:
-        raise RuntimeError(f"lorakeep-test-token failed: {p.stderr.strip()}")
+    token = test_token.make(args.token_tool, args.token, os.path.join(work, "token"),
+                            os.path.join(work, "user.pin"), keks)
     if user:
         # lorakeep-cs drops to `user`: its token must be its own, and the way to it open.
-        pw = pwd.getpwnam(user)
         os.chmod(work, 0o755)
-        for root, dirs, files in os.walk(os.path.join(work, "token")):
-            os.chown(root, pw.pw_uid, pw.pw_gid)
-            for name in files:
-                os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
-    return keks
+        token.hand_to(user)
+    return token, keks
 
 
 def good_request(checks, args, address, secret, name):
@@ -449,12 +438,12 @@ def silent_listener(checks, args, work):
 def run_transport(checks, args, base: str, transport: str, user):
     work = tempfile.mkdtemp(prefix=f"{transport}-", dir=base)
     args.work = work
-    keks = prepare(args, work, user)
+    token, keks = prepare(args, work, user)
     secret = os.path.join(work, "cluster.secret")
     if user:
         os.chmod(work, 0o755)
     listen = f"unix:{os.path.join(work, 'cs.sock')}" if transport == "unix" else "127.0.0.1:0"
-    server = Server(args, work, listen, secret, user)
+    server = Server(args, work, token, listen, secret, user)
     shown = []
 
     def show_stderr():
@@ -485,7 +474,8 @@ def run_transport(checks, args, base: str, transport: str, user):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cs", required=True, help="the lorakeep-cs binary")
-    p.add_argument("--module", default="/usr/lib/softhsm/libsofthsm2.so")
+    p.add_argument("--token", choices=test_token.KINDS, default="softhsm",
+                   help="the PKCS#11 token lorakeep-cs runs on")
     p.add_argument("--token-tool", required=True, help="lorakeep-test-token")
     p.add_argument("--probe", required=True, help="lorakeep-cs-probe")
     p.add_argument("--crosscheck", required=True, help="lorakeep-crosscheck")
@@ -497,6 +487,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     checks = Checks(args.verbose)
+    print(f"token: {args.token}")
     user = "nobody" if os.geteuid() == 0 else None
     base = tempfile.mkdtemp(prefix="lorakeep-cs-process-")
     if user:

@@ -1,5 +1,6 @@
-// Known answers through the real PKCS#11 path (SoftHSMv2): AES-CMAC (RFC 4493), AES key
-// wrap (RFC 3394), AES-ECB (FIPS-197) and key derivation by CKM_AES_ECB_ENCRYPT_DATA.
+// Known answers through the real PKCS#11 path (SoftHSMv2 or NSS softoken): AES-CMAC (RFC
+// 4493), AES key wrap (RFC 3394), AES-ECB (FIPS-197) and key derivation by
+// CKM_AES_ECB_ENCRYPT_DATA; and the mechanisms lorakeep avoids, and why.
 #include <doctest.h>
 
 #include <fstream>
@@ -160,7 +161,7 @@ TEST_CASE("derive_aes_ecb gives the key AES-ECB(base, data), shown by using it")
   }
 }
 
-TEST_CASE("wrap with RFC 5649 padding round-trips") {
+TEST_CASE("CKM_AES_KEY_WRAP_PAD round-trips, in another format on each token") {
   test::TestToken token;
   auto s = token.user_session();
   const OwnedKey kek = s.generate_aes_key(KeyTemplate(32).wrap(true).unwrap(true).sensitive(true));
@@ -169,10 +170,63 @@ TEST_CASE("wrap with RFC 5649 padding round-trips") {
     const OwnedKey key =
         s.generate_aes_key(KeyTemplate(len).encrypt(true).extractable(true).sensitive(true));
     const auto wrapped = s.wrap(WrapMechanism::pad, kek, key);
-    CHECK(wrapped.size() == len + 8);
+    // SoftHSMv2: RFC 5649, 8 bytes of integrity data and no padding for whole blocks. NSS:
+    // PKCS#7 padding to a multiple of 8 (a whole 8 bytes here), then RFC 3394. Hence
+    // lorakeep wraps keys with CKM_AES_KEY_WRAP only.
+    CHECK(wrapped.size() == (token.kind() == test::TokenKind::softhsm ? len + 8 : len + 16));
     const OwnedKey back =
         s.unwrap(WrapMechanism::pad, kek, wrapped, KeyTemplate(len).encrypt(true));
     // Compared by use: SoftHSMv2 2.6.1 leaves CKA_VALUE_LEN at 0 on unwrapped keys.
     CHECK(same_key(s, back, key));
   }
+}
+
+TEST_CASE("CKM_AES_CMAC by C_Sign works on every token; C_Verify and CMAC_GENERAL do not") {
+  test::TestToken token;
+  auto s = token.user_session();
+  const auto vectors = kat("cmac");
+  const auto& v = vectors.at(1);
+  const OwnedKey k =
+      s.create_key(KeyTemplate(16).sign(true).verify(true).value(SecretBytes(hex_field(v, "key"))));
+  const auto message = hex_field(v, "message");
+  const auto mac = s.aes_cmac(k, message);
+  CHECK(test::to_hex(mac) == test::to_hex(hex_field(v, "cmac")));
+
+  // Why lorakeep signs and compares the first 4 bytes itself (DESIGN.md §2): C_VerifyInit
+  // with CKM_AES_CMAC is refused by NSS, and 4-byte CKM_AES_CMAC_GENERAL by both tokens.
+  CK_FUNCTION_LIST_PTR f = token.module().functions();
+  CK_MECHANISM cmac{CKM_AES_CMAC, nullptr, 0};
+  const CK_RV verify = f->C_VerifyInit(s.handle(), &cmac, k.handle());
+  if (verify == CKR_OK) {
+    CHECK(token.kind() == test::TokenKind::softhsm);
+    CHECK(f->C_Verify(s.handle(), const_cast<CK_BYTE_PTR>(message.data()), message.size(),
+                      const_cast<CK_BYTE_PTR>(mac.data()), mac.size()) == CKR_OK);
+  } else {
+    CHECK(token.kind() == test::TokenKind::nss);
+    CHECK(verify == CKR_MECHANISM_INVALID);
+  }
+  CK_ULONG four = 4;  // CK_MAC_GENERAL_PARAMS: the MAC length
+  CK_MECHANISM general{CKM_AES_CMAC_GENERAL, &four, sizeof four};
+  const CK_RV rv = f->C_SignInit(s.handle(), &general, k.handle());
+  CHECK(rv == (token.kind() == test::TokenKind::softhsm ? CKR_MECHANISM_INVALID
+                                                        : CKR_MECHANISM_PARAM_INVALID));
+  // The session is still usable.
+  CHECK(s.aes_cmac(k, message) == mac);
+}
+
+TEST_CASE("a mechanism is used even when C_GetMechanismInfo does not list it") {
+  test::TestToken token;
+  CK_FUNCTION_LIST_PTR f = token.module().functions();
+  CK_MECHANISM_INFO info{};
+  const CK_RV listed = f->C_GetMechanismInfo(token.slot(), CKM_AES_ECB_ENCRYPT_DATA, &info);
+  // NSS does not list CKM_AES_ECB_ENCRYPT_DATA, SoftHSMv2 does; both derive with it.
+  CHECK(listed == (token.kind() == test::TokenKind::softhsm ? CKR_OK : CKR_MECHANISM_INVALID));
+  auto s = token.user_session();
+  const OwnedKey base =
+      s.create_key(KeyTemplate(16).derive(true).sensitive(true).value(SecretBytes(fips_key())));
+  const auto plain = fips_plain();
+  const OwnedKey derived = s.derive_aes_ecb(
+      base, std::span<const std::uint8_t, 16>(plain.data(), 16), KeyTemplate(16).encrypt(true));
+  const OwnedKey expected = encryption_key(s, fips_cipher());
+  CHECK(same_key(s, derived, expected));
 }

@@ -21,6 +21,10 @@ TEST_CASE("rv_name names the standard codes") {
 TEST_CASE("rv_name gives unknown and vendor codes in hex") {
   CHECK(rv_name(0x4242UL) == "CKR_0x4242");
   CHECK(rv_name(0x80000001UL) == "CKR_0x80000001");
+  // NSS softoken's two C_Initialize failures are named.
+  CHECK(rv_name(0xCE534351UL) == "CKR_NSS_CERTDB_FAILED");
+  CHECK(rv_name(0xCE534352UL) == "CKR_NSS_KEYDB_FAILED");
+  CHECK(classify(0xCE534351UL) == ErrorClass::other);
 }
 
 TEST_CASE("classify follows the classes documented in error.hpp") {
@@ -46,9 +50,7 @@ TEST_CASE("classify follows the classes documented in error.hpp") {
   CHECK(classify(CKR_KEY_NOT_WRAPPABLE) == ErrorClass::key_policy);
   CHECK(classify(CKR_ATTRIBUTE_SENSITIVE) == ErrorClass::key_policy);
   CHECK(classify(CKR_WRAPPING_KEY_TYPE_INCONSISTENT) == ErrorClass::key_policy);
-  CHECK(classify(CKR_WRAPPING_KEY_HANDLE_INVALID) == ErrorClass::key_policy);
   CHECK(classify(CKR_MECHANISM_INVALID) == ErrorClass::key_policy);
-  CHECK(classify(CKR_KEY_HANDLE_INVALID) == ErrorClass::key_policy);
 
   CHECK(classify(CKR_DATA_LEN_RANGE) == ErrorClass::bad_input);
   CHECK(classify(CKR_DATA_INVALID) == ErrorClass::bad_input);
@@ -61,7 +63,10 @@ TEST_CASE("classify follows the classes documented in error.hpp") {
   CHECK(classify(CKR_ATTRIBUTE_VALUE_INVALID) == ErrorClass::bad_input);
   CHECK(classify(CKR_SIGNATURE_INVALID) == ErrorClass::bad_input);
 
+  // A handle naming no key, in the words of SoftHSMv2 and of NSS.
   CHECK(classify(CKR_OBJECT_HANDLE_INVALID) == ErrorClass::not_found);
+  CHECK(classify(CKR_KEY_HANDLE_INVALID) == ErrorClass::not_found);
+  CHECK(classify(CKR_WRAPPING_KEY_HANDLE_INVALID) == ErrorClass::not_found);
 
   CHECK(classify(CKR_HOST_MEMORY) == ErrorClass::resource);
   CHECK(classify(CKR_DEVICE_MEMORY) == ErrorClass::resource);
