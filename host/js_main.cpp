@@ -6,6 +6,7 @@
 // join_server.reload_interval_s) reloads the sender CA map; SIGTERM or SIGINT stops it after
 // the requests in flight are answered. Exit status: 0 stopped cleanly, 1 could not start,
 // 2 wrong command line.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -94,6 +95,8 @@ int run(const std::filesystem::path& config_file) {
   ro.path = config.registry;
   ro.registry.dev_nonce_history = config.dev_nonce_history;
   ro.registry.sessions_kept = config.sessions_kept;
+  // Every HTTPS thread may read at once (WAL readers do not block each other or the writer).
+  ro.read_connections = std::min<std::size_t>(config.threads, 64);
   auto registry = registry::open_sqlite(ro);
   if (!registry) throw Startup(registry.failure().message);
 

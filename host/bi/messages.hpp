@@ -119,7 +119,8 @@ struct ParseError {
   /// otherwise 200 with a failure answer built from `echo`.
   int http_status = 200;
   ResultCode code = ResultCode::malformed;
-  std::string description;  // names the field and what is wrong, e.g. "DevEUI: expected 8 bytes of hex, got 7"
+  std::string description;  // names the field and what is wrong, e.g. "DevEUI: expected 8 bytes of
+                            // hex, got 7"
   EchoHeader echo;
 };
 
@@ -145,7 +146,7 @@ struct KeyEnvelope {
 /// JoinAns / RejoinAns on success. Absent keys are not written.
 struct JoinAnswer {
   Bytes phy_payload;
-  std::uint32_t lifetime = 0;  // seconds
+  std::uint32_t lifetime = 0;                  // seconds
   std::optional<KeyEnvelope> nwk_s_key;        // 1.0.x (and 1.1 with OptNeg = 0)
   std::optional<KeyEnvelope> f_nwk_s_int_key;  // 1.1
   std::optional<KeyEnvelope> s_nwk_s_int_key;

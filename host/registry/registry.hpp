@@ -122,10 +122,10 @@ struct Peer {
 
 struct AuditRecord {
   std::int64_t time_unix = 0;
-  std::string actor;   // e.g. "lorakeepctl:root"
-  std::string action;  // e.g. "device.reset-nonces"
-  std::string subject; // e.g. a DevEUI in hex
-  std::string detail;  // free text; never key material
+  std::string actor;    // e.g. "lorakeepctl:root"
+  std::string action;   // e.g. "device.reset-nonces"
+  std::string subject;  // e.g. a DevEUI in hex
+  std::string detail;   // free text; never key material
 };
 
 enum class AddOutcome { added, already_present };
