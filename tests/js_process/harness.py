@@ -18,6 +18,7 @@ import time
 
 import lorawan_ref as ref
 import pki
+import test_token
 
 NS_A = "000013"  # home network of most devices
 NS_B = "000042"  # a network with its own CA, allowed to activate one device only
@@ -184,24 +185,17 @@ class Environment:
         self.start_js()
 
     def make_token(self):
-        cmd = [self.args.token_tool, "--dir", os.path.join(self.work, "token"),
-               "--pin-file", os.path.join(self.work, "user.pin")]
-        if self.args.token == "nss":
-            cmd += ["--kind", "nss"]
-        for label in KEKS:
-            cmd += ["--kek", f"{label}={os.path.join(self.work, label + '.hex')}"]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        if p.returncode != 0:
-            raise RuntimeError(f"lorakeep-test-token failed: {p.stderr.strip()}")
+        keks = {label: os.path.join(self.work, label + ".hex") for label in KEKS}
+        self.token = test_token.make(self.args.token_tool, self.args.token,
+                                     os.path.join(self.work, "token"),
+                                     os.path.join(self.work, "user.pin"), keks=keks)
         # lorakeep-cs runs as root in the test and drops to `nobody`: the token and its run
         # directory become that user's.
         pw = pwd.getpwnam("nobody")
         os.chmod(self.work, 0o755)
-        for top in (os.path.join(self.work, "token"), self.run_dir):
-            for root, _, files in os.walk(top):
-                os.chown(root, pw.pw_uid, pw.pw_gid)
-                for name in files:
-                    os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
+        self.token.hand_to("nobody")
+        for root, _, files in os.walk(self.run_dir):
+            os.chown(root, pw.pw_uid, pw.pw_gid)
         os.chown(os.path.join(self.work, "user.pin"), pw.pw_uid, pw.pw_gid)
 
     def make_pki(self):
@@ -220,20 +214,8 @@ class Environment:
         self.certs["ca:expired-issuer"] = ca_a.path
 
     def write_config(self):
-        token_conf = ""
-        if self.args.token == "nss":
-            pkcs11 = ["    module: " + self.args.module,
-                      f"    init_args: \"configdir='sql:{os.path.join(self.work, 'token')}' "
-                      "certPrefix='' keyPrefix='' secmod='secmod.db' flags=\"",
-                      "    token_label: \"NSS Certificate DB\""]
-        else:
-            token_conf = os.path.join(self.work, "token", "softhsm2.conf")
-            pkcs11 = ["    module: " + self.args.module,
-                      "    token_label: lorakeep-cs-test",
-                      "    environment:",
-                      f"      SOFTHSM2_CONF: {token_conf}"]
+        pkcs11 = self.token.pkcs11_yaml(os.path.join(self.work, "user.pin"))
         lines = ["appliance:", "  pkcs11:"] + pkcs11 + [
-            f"    pin_file: {os.path.join(self.work, 'user.pin')}",
             f"  listen: unix:{os.path.join(self.run_dir, 'cs.sock')}",
             "  workers: 2",
             "  sessions_per_worker: 1",

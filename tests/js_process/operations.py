@@ -247,7 +247,109 @@ def identity_mode(checks, env):
         env.host, env.port = m.group(1), int(m.group(2))
 
 
+def exhausted_join_nonce(checks, env):
+    """A device whose JoinNonce counter is at its maximum gets a clear JoinReqFailed."""
+    import sqlite3
+    d = env.add_device(h.Device("1.0.2", as_id=None))
+    db = sqlite3.connect(env.registry)
+    with db:
+        db.execute("UPDATE nonces SET join_nonce_last = 16777215, generation = generation + 1 "
+                   "WHERE dev_eui = ?", (d.dev_eui,))
+    db.close()
+    ns = h.Client(env, env.certs[NS_A])
+    before = env.snapshot()
+    _, ans = ns.post(h.join_req(d, d.nonce()))
+    desc = ans.get("Result", {}).get("Description", "")
+    checks.record("JoinNonce exhausted: JoinReqFailed saying so",
+                  result_of(ans) == "JoinReqFailed" and "exhausted" in desc, h.shown(ans))
+    checks.record("JoinNonce exhausted: registry unchanged", before == env.snapshot())
+    ns.close()
+
+
+def plaintext_peer(checks, env):
+    """A Network Server configured --plaintext-keys gets keys without a KEKLabel; one with
+    neither a KEK nor that setting gets no keys at all."""
+    d_dir = os.path.join(env.work, "pki")
+    ca = h.pki.Ca(d_dir, "plain")
+    cert = ca.issue(d_dir, "client-plain")
+    plain = "00BEEF"
+    env.ctl("peer", "add", "--net-id", plain, "--ca", ca.path, "--plaintext-keys")
+    d = env.add_device(h.Device("1.0.4", as_id=None, allowed=(plain,)))
+    c = h.Client(env, cert)
+    ok = False
+    for _ in range(40):  # the CA map is reloaded every second
+        nonce = d.nonce()
+        req = h.join_req(d, nonce, sender=plain)
+        _, ans = c.post(req)
+        if result_of(ans) != "UnknownSender":
+            break
+        time.sleep(0.25)
+    env_ = ans.get("NwkSKey", {})
+    if result_of(ans) == "Success" and "KEKLabel" not in env_:
+        phy = bytes.fromhex(ans["PHYPayload"])
+        opened = h.ref.device_open_join_accept(d.mac, d.app_key, None, phy, d.join_eui,
+                                               nonce.to_bytes(2, "big"))
+        pt = opened["plaintext"]
+        want = h.ref.derive_session_keys_10(d.app_key, pt[1:4][::-1], pt[4:7][::-1],
+                                            nonce.to_bytes(2, "big"))
+        ok = opened["mic_ok"] and bytes.fromhex(env_.get("AESKey", "")) == want["NwkSKey"]
+    checks.record("a --plaintext-keys peer gets the NwkSKey in plaintext, equal to the "
+                  "reference's", ok, h.shown(ans))
+    env.ctl("peer", "add", "--net-id", plain, "--kek-label", "ns-b-kek")
+    nonce = d.nonce()
+    req = h.join_req(d, nonce, sender=plain)
+    _, ans = c.post(req)
+    checks.record("the same peer switched to a KEK gets wrapped keys at once",
+                  not h.check_join_ans(env, d, nonce, req, ans, ns_kek="ns-b-kek", as_kek=None),
+                  h.shown(ans))
+    c.close()
+
+
+def rate_limits(checks, env):
+    """Over the per-DevEUI limit: answered Other without touching the appliance."""
+    path = os.path.join(env.work, "limited.yml")
+    with open(env.config) as f:
+        text = f.read()
+    text = text.replace("per_dev_eui: {rate: 1000, burst: 1000}",
+                        "per_dev_eui: {rate: 0.001, burst: 2}")
+    with open(path, "w") as f:
+        f.write(text)
+    d = env.add_device(h.Device("1.0.2", as_id=None))
+    main = env.js
+    try:
+        env.start_js(path)
+        c = h.Client(env, env.certs[NS_A])
+        results = [result_of(c.post(h.join_req(d, d.nonce()))[1]) for _ in range(2)]
+        st, metrics_before = c.get("/metrics")
+        before = env.snapshot()
+        _, ans = c.post(h.join_req(d, d.nonce()))
+        after = env.snapshot()
+        st, metrics_after = c.get("/metrics")
+
+        def joins(text):
+            m = re.search(r'lorakeep_cs_operations_total\{operation="join_1_0",result="OK"\} (\d+)',
+                          text)
+            return int(m.group(1)) if m else -1
+        checks.record("rate limit: two joins within the burst succeed",
+                      results == ["Success", "Success"], str(results))
+        checks.record("rate limit: the third is answered Other, saying why",
+                      result_of(ans) == "Other" and "rate limit" in
+                      ans.get("Result", {}).get("Description", ""), h.shown(ans))
+        checks.record("rate limit: registry unchanged and the appliance not asked",
+                      before == after and joins(metrics_before) == joins(metrics_after) >= 0,
+                      f"appliance joins {joins(metrics_before)} -> {joins(metrics_after)}")
+        c.close()
+        env.js.stop()
+    finally:
+        env.js = main
+        m = re.match(r"https://([^:/]+):(\d+)/", main.address)
+        env.host, env.port = m.group(1), int(m.group(2))
+
+
 OPERATIONS = [
+    ("JoinNonce exhausted", exhausted_join_nonce),
+    ("plaintext peer", plaintext_peer),
+    ("rate limits", rate_limits),
     ("concurrency", concurrency),
     ("rejoin", rejoin),
     ("CA map reload", ca_map_reload),

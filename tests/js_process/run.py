@@ -22,6 +22,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "crosscheck"))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
 
 import harness  # noqa: E402
 import scenarios  # noqa: E402
@@ -33,7 +34,6 @@ def main(argv=None) -> int:
     p.add_argument("--cs", required=True, help="the lorakeep-cs binary")
     p.add_argument("--ctl", required=True, help="the lorakeepctl binary")
     p.add_argument("--token-tool", required=True, help="lorakeep-test-token")
-    p.add_argument("--module", default="/usr/lib/softhsm/libsofthsm2.so")
     p.add_argument("--token", choices=("softhsm", "nss"), default="softhsm")
     p.add_argument("--only", help="run only the scenarios whose name contains this")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
