@@ -24,6 +24,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "js_process"))
 sys.path.insert(0, os.path.join(HERE, "..", "crosscheck"))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
 
 import harness  # noqa: E402
 import lorawan_ref as ref  # noqa: E402

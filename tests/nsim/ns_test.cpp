@@ -38,8 +38,12 @@ Device device(lorawan::MacVersion v) {
   return d;
 }
 
-const Kek ns_kek{"ns-kek", key_of(0x70)};
-const Kek as_kek{"as-kek", key_of(0xA0)};
+Kek ns_kek() {
+  return {"ns-kek", key_of(0x70)};
+}
+Kek as_kek() {
+  return {"as-kek", key_of(0xA0)};
+}
 
 json envelope(const Kek& kek, const Key& k) {
   return {{"KEKLabel", kek.label}, {"AESKey", lorawan::to_hex(rfc3394_wrap(kek.key, k))}};
@@ -91,14 +95,14 @@ json answer_for(const Device& d, std::uint16_t dev_nonce, const JoinReq& req,
             {"PHYPayload", lorawan::to_hex(sealed)},
             {"Lifetime", 3600},
             {"SessionKeyID", "0102030405060708"},
-            {"AppSKey", envelope(as_kek, k.app_s_key)}};
+            {"AppSKey", envelope(as_kek(), k.app_s_key)}};
   if (req.sender_ns_id) a["ReceiverNSID"] = req.sender_ns_id->hex();
   if (one_one) {
-    a["FNwkSIntKey"] = envelope(ns_kek, k.f_nwk_s_int_key);
-    a["SNwkSIntKey"] = envelope(ns_kek, k.s_nwk_s_int_key);
-    a["NwkSEncKey"] = envelope(ns_kek, k.nwk_s_enc_key);
+    a["FNwkSIntKey"] = envelope(ns_kek(), k.f_nwk_s_int_key);
+    a["SNwkSIntKey"] = envelope(ns_kek(), k.s_nwk_s_int_key);
+    a["NwkSEncKey"] = envelope(ns_kek(), k.nwk_s_enc_key);
   } else {
-    a["NwkSKey"] = envelope(ns_kek, k.nwk_s_key);
+    a["NwkSKey"] = envelope(ns_kek(), k.nwk_s_key);
   }
   return a;
 }
@@ -106,7 +110,7 @@ json answer_for(const Device& d, std::uint16_t dev_nonce, const JoinReq& req,
 JoinVerdict judge(const Device& d, std::uint16_t dn, const JoinReq& req, const json& a) {
   auto parsed = parse_answer(a.dump());
   REQUIRE(parsed.ok());
-  return verify_join_answer(d, dn, req, *parsed, {ns_kek, as_kek});
+  return verify_join_answer(d, dn, req, *parsed, {ns_kek(), as_kek()});
 }
 
 std::string failed_detail(const JoinVerdict& v) {
@@ -213,7 +217,7 @@ TEST_CASE("each way a JoinAns can be wrong is caught") {
   }
   SUBCASE("a key that unwraps to something else") {
     json a = good;
-    a["FNwkSIntKey"] = envelope(ns_kek, key_of(0x03));
+    a["FNwkSIntKey"] = envelope(ns_kek(), key_of(0x03));
     const auto v = judge(d, 5, req, a);
     CHECK(v.first_failure() == "FNwkSIntKey");
     CHECK(failed_detail(v).find("differs from the device's derivation") != std::string::npos);
@@ -225,7 +229,7 @@ TEST_CASE("each way a JoinAns can be wrong is caught") {
   }
   SUBCASE("an extra NwkSKey in a 1.1 answer") {
     json a = good;
-    a["NwkSKey"] = envelope(ns_kek, key_of(0x05));
+    a["NwkSKey"] = envelope(ns_kek(), key_of(0x05));
     CHECK(judge(d, 5, req, a).first_failure() == "NwkSKey");
   }
   SUBCASE("no SessionKeyID") {
@@ -261,10 +265,10 @@ TEST_CASE("an AppSKeyAns is checked against the device's AppSKey") {
   json a = {{"MessageType", "AppSKeyAns"},           {"SenderID", "70B3D57ED0000000"},
             {"ReceiverID", "as.example.com"},        {"TransactionID", 11},
             {"DevEUI", "0004A30B001C0530"},          {"SessionKeyID", "010203"},
-            {"Result", {{"ResultCode", "Success"}}}, {"AppSKey", envelope(as_kek, app)}};
-  CHECK(verify_app_s_key_answer(req, *parse_answer(a.dump()), as_kek, app).ok());
-  CHECK_FALSE(verify_app_s_key_answer(req, *parse_answer(a.dump()), as_kek, key_of(0x34)).ok());
+            {"Result", {{"ResultCode", "Success"}}}, {"AppSKey", envelope(as_kek(), app)}};
+  CHECK(verify_app_s_key_answer(req, *parse_answer(a.dump()), as_kek(), app).ok());
+  CHECK_FALSE(verify_app_s_key_answer(req, *parse_answer(a.dump()), as_kek(), key_of(0x34)).ok());
   a["SessionKeyID"] = "010204";
-  CHECK(verify_app_s_key_answer(req, *parse_answer(a.dump()), as_kek, app).first_failure() ==
+  CHECK(verify_app_s_key_answer(req, *parse_answer(a.dump()), as_kek(), app).first_failure() ==
         "header");
 }

@@ -81,7 +81,7 @@ struct MixPart {
 /// <prefix> <version code> <48-bit index>, root keys from the seed (nsim::seeded_key).
 class Population {
  public:
-  Population(const Options& o, nsim::Key seed);
+  Population(const Options& o, const nsim::Key& seed);
   [[nodiscard]] const std::vector<MixPart>& parts() const noexcept { return parts_; }
   [[nodiscard]] lorawan::DevEui dev_eui(std::size_t part, std::uint64_t index) const;
   [[nodiscard]] nsim::Device device(std::size_t part, std::uint64_t index) const;

@@ -66,7 +66,7 @@ std::uint8_t version_code(lorawan::MacVersion v) noexcept {
   return 0xFF;
 }
 
-Population::Population(const Options& o, nsim::Key seed) : seed_(std::move(seed)) {
+Population::Population(const Options& o, const nsim::Key& seed) : seed_(seed) {
   auto join_eui = lorawan::JoinEui::from_hex(o.join_eui);
   if (!join_eui) throw CtlError(Exit::usage, "--join-eui: " + join_eui.failure().message);
   join_eui_ = *join_eui;

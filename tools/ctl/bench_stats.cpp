@@ -113,7 +113,7 @@ nlohmann::json appliance_delta(const ApplianceSnapshot& before, const ApplianceS
       const std::uint64_t n = a.count - b.count;
       if (n == 0) continue;
       if (result != "OK") {
-        other[op + "/" + result] = n;
+        other[std::string(op).append("/").append(result)] = n;
         continue;
       }
       const auto per = [n](std::uint64_t later, std::uint64_t earlier) {
@@ -186,7 +186,7 @@ nlohmann::json machine() {
           {"cpu_model", proc_value("/proc/cpuinfo", "model name")},
           {"cpus_online", std::thread::hardware_concurrency()},
           {"memory_total", proc_value("/proc/meminfo", "MemTotal")},
-          {"kernel", std::string(u.sysname) + " " + u.release},
+          {"kernel", std::string(u.sysname).append(" ").append(u.release)},
           {"load_average", {l[0], l[1], l[2]}},
           {"openssl", OpenSSL_version(OPENSSL_VERSION)},
           {"sqlite", sqlite3_libversion()},

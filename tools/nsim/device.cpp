@@ -29,8 +29,24 @@ EVP_MAC* cmac_algorithm() {
   return mac;
 }
 
+/// An algorithm fetched once (thread-safe; EVP_CIPHER objects are shareable): the legacy
+/// EVP_aes_*() getters make OpenSSL 3 fetch again at every initialisation.
+const EVP_CIPHER* fetched(const char* name) {
+  EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, name, nullptr);
+  if (c == nullptr) throw std::runtime_error(std::string("OpenSSL: no ") + name);
+  return c;
+}
+
 const EVP_CIPHER* ecb_cipher(std::size_t key_size) {
-  return key_size == 32 ? EVP_aes_256_ecb() : EVP_aes_128_ecb();
+  static const EVP_CIPHER* const aes128 = fetched("AES-128-ECB");
+  static const EVP_CIPHER* const aes256 = fetched("AES-256-ECB");
+  return key_size == 32 ? aes256 : aes128;
+}
+
+const EVP_CIPHER* wrap_cipher(std::size_t key_size) {
+  static const EVP_CIPHER* const aes128 = fetched("AES-128-WRAP");
+  static const EVP_CIPHER* const aes256 = fetched("AES-256-WRAP");
+  return key_size == 32 ? aes256 : aes128;
 }
 
 void require_aes128(const Key& key, const char* what) {
@@ -156,7 +172,7 @@ Bytes aes_ecb_decrypt(const Key& key, std::span<const std::uint8_t> data) {
 
 Bytes rfc3394_wrap(const Key& kek, const Key& key) {
   const CipherCtx ctx(EVP_CIPHER_CTX_new());
-  const EVP_CIPHER* cipher = kek.size() == 32 ? EVP_aes_256_wrap() : EVP_aes_128_wrap();
+  const EVP_CIPHER* cipher = wrap_cipher(kek.size());
   if (!ctx) throw std::runtime_error("OpenSSL: no cipher context");
   EVP_CIPHER_CTX_set_flags(ctx.get(), EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
   Bytes out(key.size() + 16);
@@ -175,7 +191,7 @@ Bytes rfc3394_wrap(const Key& kek, const Key& key) {
 std::optional<Key> rfc3394_unwrap(const Key& kek, std::span<const std::uint8_t> wrapped) {
   if (wrapped.size() != 24 && wrapped.size() != 40) return std::nullopt;
   const CipherCtx ctx(EVP_CIPHER_CTX_new());
-  const EVP_CIPHER* cipher = kek.size() == 32 ? EVP_aes_256_wrap() : EVP_aes_128_wrap();
+  const EVP_CIPHER* cipher = wrap_cipher(kek.size());
   if (!ctx) throw std::runtime_error("OpenSSL: no cipher context");
   EVP_CIPHER_CTX_set_flags(ctx.get(), EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
   std::array<std::uint8_t, 48> out{};

@@ -23,8 +23,8 @@
 namespace lorakeep::nsim {
 namespace {
 
-constexpr std::size_t max_header_bytes = 16 * 1024;
-constexpr std::size_t max_body_bytes = 4 * 1024 * 1024;
+constexpr std::size_t max_header_bytes = std::size_t{16} * 1024;
+constexpr std::size_t max_body_bytes = std::size_t{4} * 1024 * 1024;
 
 std::string openssl_error() {
   const unsigned long e = ERR_get_error();
@@ -148,6 +148,7 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsFiles& files) {
   if (ctx == nullptr) return fail(Status::internal, "OpenSSL: " + openssl_error());
   std::shared_ptr<TlsContext> out(new TlsContext(ctx));
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_read_ahead(ctx, 1);  // whole records in one read, not header then body
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   if (SSL_CTX_load_verify_locations(ctx, files.ca.c_str(), nullptr) != 1) {
     return fail(Status::malformed, "--ca " + files.ca.string() + ": " + openssl_error());
@@ -230,7 +231,7 @@ Result<Ok> HttpsClient::connect() {
 
 bool HttpsClient::read_more(std::string& buffer, std::chrono::steady_clock::time_point deadline,
                             std::string& error) {
-  std::array<char, 16 * 1024> chunk{};
+  std::array<char, std::size_t{16} * 1024> chunk{};
   for (;;) {
     errno = 0;
     const int n = SSL_read(ssl_, chunk.data(), static_cast<int>(chunk.size()));
