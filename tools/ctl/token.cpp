@@ -56,6 +56,37 @@ int run_init(Context& ctx, const InitOptions& o) {
                             detail);
 }
 
+struct CreateOptions {
+  std::string so_pin_file;
+};
+
+int run_create(Context& ctx, const CreateOptions& o) {
+  TokenJob job;
+  job.create_token = true;
+  if (!o.so_pin_file.empty()) job.so_pin_file = o.so_pin_file;
+  prepare_token_audit(ctx);
+  std::string detail;
+  const int code = run_on_token(
+      ctx, job,
+      [&ctx](TokenSession& t) {
+        const char* what = t.token_created ? "created" : "present";
+        t.audit_detail = std::string("token ") + what + " (serial " + t.token.serial + ")";
+        if (ctx.json()) {
+          print_json({{"token", token_json(t.token)}, {"created", t.token_created}});
+        } else {
+          std::cout << "token '" << t.token.label << "' (serial " << t.token.serial << ", slot "
+                    << t.token.slot << "): "
+                    << (t.token_created ? "created, user PIN set from appliance.pkcs11.pin_file"
+                                        : "already present, the user PIN logs in")
+                    << "\nnext: lorakeepctl token init   (the storage key)\n";
+        }
+        return 0;
+      },
+      detail);
+  return audit_token_action(ctx, code, "token.create",
+                            ctx.appliance_config().pkcs11.token.label.value_or(""), detail);
+}
+
 int run_status(Context& ctx, const bool& /*unused*/) {
   std::string detail;
   return run_on_token(
@@ -138,13 +169,27 @@ void register_token(CLI::App& app, Context& ctx) {
   auto* group = app.add_subcommand("token", "The token: storage key, key objects, self-test");
   group->require_subcommand(1);
 
+  auto create = std::make_shared<CreateOptions>();
+  auto* c = add_command(*group, "create",
+                        "Initialize the configured token on a free slot of the module "
+                        "(C_InitToken with the security officer's PIN, then C_InitPIN with "
+                        "appliance.pkcs11.pin_file); idempotent: a token with the configured "
+                        "label is left as it is. For SoftHSMv2 and other software tokens; a "
+                        "hardware HSM's token is set up with its vendor's tools",
+                        "  lorakeepctl token create --so-pin-file /etc/lorakeep/so.pin\n"
+                        "  lorakeepctl token init");
+  c->add_option("--so-pin-file", create->so_pin_file,
+                "The security officer's PIN for the new token, in a file (else "
+                "LORAKEEP_SO_PIN)");
+  on_parsed(c, ctx, create, &run_create);
+
   auto init = std::make_shared<InitOptions>();
-  auto* c = add_command(*group, "init",
-                        "Create the storage key in the configured token (idempotent: an "
-                        "existing one is checked against the key policy)",
-                        "  lorakeepctl token init\n"
-                        "  lorakeepctl token init --so-pin-file /etc/lorakeep/so.pin   # "
-                        "trusted_keks: true");
+  c = add_command(*group, "init",
+                  "Create the storage key in the configured token (idempotent: an "
+                  "existing one is checked against the key policy)",
+                  "  lorakeepctl token init\n"
+                  "  lorakeepctl token init --so-pin-file /etc/lorakeep/so.pin   # "
+                  "trusted_keks: true");
   c->add_option("--so-pin-file", init->so_pin_file,
                 "The security officer's PIN, in a file (only with appliance.trusted_keks; "
                 "else LORAKEEP_SO_PIN)");

@@ -64,11 +64,40 @@ pkcs11::SecretBytes so_pin(const TokenJob& job) {
                  "LORAKEEP_SO_PIN");
 }
 
-/// The work on a fresh module and session; exceptions go to the caller.
+/// Initializes the configured token unless one with its label is there: C_InitToken on the
+/// first free slot, then C_InitPIN in a security-officer session. True when it did.
+bool create_token(const server::Config& config, const pkcs11::Module& module,
+                  const pkcs11::SecretBytes& so, const pkcs11::SecretBytes& user) {
+  const auto& label = config.pkcs11.token.label;
+  if (!label) {
+    throw CtlError(Exit::usage,
+                   "token create: appliance.pkcs11.token_label is needed to name the new token");
+  }
+  for (const CK_SLOT_ID s : module.slots(true)) {
+    const auto info = module.token_info(s);
+    if (info.initialized && info.label == *label) return false;
+  }
+  const auto free = module.free_slot();
+  if (!free) {
+    throw CtlError(Exit::failure, "token create: the module " + config.pkcs11.module.string() +
+                                      " offers no slot with an uninitialized token");
+  }
+  module.init_token(*free, so, *label);
+  // SoftHSMv2 renumbers its slots after C_InitToken: find the new token by its label.
+  const CK_SLOT_ID slot = module.find_token(config.pkcs11.token);
+  pkcs11::Session officer(module, slot, so, pkcs11::Session::SecurityOfficer{});
+  officer.init_user_pin(user);
+  return true;
+}
+
+/// The work on a fresh module and session; exceptions go to the caller. `so` is the SO PIN
+/// when the job creates the token.
 int run_body(const server::Config& config, const TokenJob& job, const pkcs11::SecretBytes& pin,
-             const std::function<int(TokenSession&)>& work, std::string& audit_detail) {
+             const pkcs11::SecretBytes* so, const std::function<int(TokenSession&)>& work,
+             std::string& audit_detail) {
   server::apply_environment(config.pkcs11.environment);
   pkcs11::Module module(pkcs11::Module::Options{config.pkcs11.module, config.pkcs11.init_args});
+  const bool created = so != nullptr && create_token(config, module, *so, pin);
   const CK_SLOT_ID slot = module.find_token(config.pkcs11.token);
   const pkcs11::TokenInfo info = module.token_info(slot);
   std::optional<pkcs11::Session> session;
@@ -77,7 +106,7 @@ int run_body(const server::Config& config, const TokenJob& job, const pkcs11::Se
   } else {
     session.emplace(module, slot, pin);
   }
-  TokenSession t{config, module, info, *session, server::key_policy(config), {}};
+  TokenSession t{config, module, info, *session, server::key_policy(config), {}, created};
   const int code = work(t);
   audit_detail = t.audit_detail;
   return code;
@@ -107,6 +136,9 @@ int run_on_token(Context& ctx, const TokenJob& job, const std::function<int(Toke
   try {
     const auto& config = ctx.appliance_config();
     const pkcs11::SecretBytes pin = job.security_officer ? so_pin(job) : user_pin(config);
+    std::optional<pkcs11::SecretBytes> creator;  // the SO PIN that initializes the token
+    if (job.create_token) creator.emplace(so_pin(job));
+    const pkcs11::SecretBytes* so = creator ? &*creator : nullptr;
     std::optional<server::UserIds> user;
     if (::geteuid() == 0 && config.user != "root") {
       try {
@@ -115,7 +147,7 @@ int run_on_token(Context& ctx, const TokenJob& job, const std::function<int(Toke
         throw CtlError(Exit::usage, e.what());
       }
     }
-    if (!user) return run_body(config, job, pin, work, audit_detail);
+    if (!user) return run_body(config, job, pin, so, work, audit_detail);
 
     std::array<int, 2> pipe{};
     if (::pipe2(pipe.data(), O_CLOEXEC) != 0) {
@@ -133,7 +165,7 @@ int run_on_token(Context& ctx, const TokenJob& job, const std::function<int(Toke
       try {
         server::drop_privileges(*user);
         server::forbid_core_dumps();  // the uid change made the process dumpable again
-        code = run_body(config, job, pin, work, detail);
+        code = run_body(config, job, pin, so, work, detail);
       } catch (...) {
         code = report_current_exception(ctx);
       }

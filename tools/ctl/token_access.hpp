@@ -26,6 +26,8 @@ struct TokenSession {
   appliance::Policy policy;
   /// What the parent writes into the registry's audit record once the work succeeded.
   std::string audit_detail;
+  /// With TokenJob::create_token: the token was initialized by this run (else it existed).
+  bool token_created = false;
 };
 
 struct TokenJob {
@@ -33,6 +35,10 @@ struct TokenJob {
   bool security_officer = false;
   /// The SO PIN file (--so-pin-file); else LORAKEEP_SO_PIN.
   std::optional<std::filesystem::path> so_pin_file;
+  /// Initialize the configured token first when no token has its label (C_InitToken on a
+  /// free slot with the SO PIN, then C_InitPIN with the user PIN of lorakeep.yml). The
+  /// work then runs on a user session.
+  bool create_token = false;
 };
 
 /// The job of a command that creates a storage key or KEK: with appliance.trusted_keks and
