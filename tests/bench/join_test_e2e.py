@@ -46,7 +46,7 @@ class JoinTest:
         env = self.env
         cert = cert or env.certs[sender]
         a = ["join-test", "--url", url or env.url, "--ca", env.server_ca,
-             "--cert", cert[0], "--key", cert[1], "--net-id", sender,
+             "--cert", cert[0], "--cert-key-file", cert[1], "--net-id", sender,
              "--dev-eui", device.eui(), "--join-eui", harness.JOIN_EUI,
              "--mac-version", device.mac,
              "--app-key-file", self.key_file(device.eui() + ".app", app_key or device.app_key)]
@@ -112,7 +112,7 @@ def scenario(checks: harness.Checks, env: harness.Environment):
         checks.record("the state file remembers DevNonce 1", json.load(f).get(d11.eui()) == 1)
 
     p, _ = jt.run(base + ["--as-id", harness.AS_ID, "--as-cert", env.certs[harness.AS_ID][0],
-                          "--as-key", env.certs[harness.AS_ID][1]], json_out=False)
+                          "--as-cert-key-file", env.certs[harness.AS_ID][1]], json_out=False)
     out = p.stdout
     checks.record("second join (DevNonce 2) and AppSKeyReq as the AS succeed, human output",
                   p.returncode == 0 and "DevNonce 2 (counter" in out

@@ -278,5 +278,6 @@ TEST_CASE("files that do not load are named") {
   CHECK(t.failure().message.find("missing.pem") != std::string::npos);
   t = TlsContext::create({f.server_id.cert, f.server_id.cert, f.client_id.key});
   REQUIRE_FALSE(t.ok());
-  CHECK(t.failure().message.find("--key " + f.client_id.key.string()) != std::string::npos);
+  CHECK(t.failure().message.find("--cert-key-file " + f.client_id.key.string()) !=
+        std::string::npos);
 }

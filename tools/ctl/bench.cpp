@@ -150,10 +150,10 @@ int run_bench(Context& ctx, const Options& o) {
   const auto net_id = lorawan::NetId::from_hex(o.net_id);
   if (!net_id) throw CtlError(Exit::usage, "--net-id: " + net_id.failure().message);
   if (o.app_s_key_req > 0 && (o.as_id.empty() || o.as_cert.empty() || o.as_key.empty())) {
-    throw CtlError(Exit::usage, "--app-s-key-req needs --as-id, --as-cert and --as-key");
+    throw CtlError(Exit::usage, "--app-s-key-req needs --as-id, --as-cert and --as-cert-key-file");
   }
   if (o.joins > 0 && (o.url.empty() || o.ca.empty() || o.cert.empty() || o.key.empty())) {
-    throw CtlError(Exit::usage, "the load needs --url, --ca, --cert and --key");
+    throw CtlError(Exit::usage, "the load needs --url, --ca, --cert and --cert-key-file");
   }
   (void)ctx.join_server_config();
   const bench::Population population(o, key_file(o.seed_file, "seed"));
@@ -357,13 +357,15 @@ void register_bench(CLI::App& app, Context& ctx) {
       "calls per join and a floor measured straight against the token. Exit 0 when every "
       "request succeeded and every answer verified",
       "  lorakeepctl --config lorakeep.yml bench --url https://127.0.0.1:8443/ --ca js-ca.pem \\\n"
-      "    --cert ns.pem --key ns.key --net-id 000013 --kek-file ns.kek --seed-file bench.seed \\\n"
+      "    --cert ns.pem --cert-key-file ns.key --net-id 000013 --kek-file ns.kek --seed-file "
+      "bench.seed \\\n"
       "    --devices 1000 --mix 1.1 --as-id as.bench --as-kek-file as.kek --provision \\\n"
       "    --connections 32 --joins 30000 --floor --out report.json --plot report.png");
   c->add_option("--url", o->url, "The Join Server, https://HOST:PORT/");
   c->add_option("--ca", o->ca, "PEM: the CA of the Join Server's certificate");
   c->add_option("--cert", o->cert, "PEM: the Network Server's client certificate");
-  c->add_option("--key", o->key, "PEM: its private key");
+  c->add_option("--cert-key-file", o->key,
+                "PEM: the private key of --cert (a file; never the key itself)");
   c->add_option("--net-id", o->net_id, "The Network Server's NetID (the devices' home)")
       ->required();
   c->add_option("--kek-file", o->kek_file, "The NS's KEK, to unwrap and check the network keys");
@@ -379,7 +381,7 @@ void register_bench(CLI::App& app, Context& ctx) {
   c->add_option("--as-kek-file", o->as_kek_file,
                 "The AS's KEK: the AppSKey in each JoinAns is unwrapped and checked");
   c->add_option("--as-cert", o->as_cert, "PEM: the AS's client certificate (AppSKeyReq)");
-  c->add_option("--as-key", o->as_key, "PEM: its private key");
+  c->add_option("--as-cert-key-file", o->as_key, "PEM: the private key of --as-cert (a file)");
   c->add_option("--app-s-key-req", o->app_s_key_req,
                 "Fraction of successful joins followed by an AppSKeyReq")
       ->check(CLI::Range(0.0, 1.0));

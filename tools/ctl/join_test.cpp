@@ -350,14 +350,16 @@ void register_join_test(CLI::App& app, Context& ctx) {
       "check held; 1: refused (the ResultCode says why); 5: no answer; 7: answered Success "
       "but a check failed",
       "  lorakeepctl join-test --url https://127.0.0.1:8443/ --ca js-ca.pem \\\n"
-      "    --cert ns.pem --key ns.key --net-id 000013 --dev-eui 0004A30B001C0530 \\\n"
+      "    --cert ns.pem --cert-key-file ns.key --net-id 000013 --dev-eui 0004A30B001C0530 \\\n"
       "    --join-eui 70B3D57ED0000000 --mac-version 1.1 --app-key-file dev.app \\\n"
       "    --nwk-key-file dev.nwk --nonce-state nonces.json --kek-file ns.kek \\\n"
       "    --as-kek-file as.kek");
   c->add_option("--url", o->url, "The Join Server, https://HOST:PORT/")->required();
   c->add_option("--ca", o->ca, "PEM: the CA of the Join Server's certificate")->required();
   c->add_option("--cert", o->cert, "PEM: the Network Server's client certificate")->required();
-  c->add_option("--key", o->key, "PEM: its private key")->required();
+  c->add_option("--cert-key-file", o->key,
+                "PEM: the private key of --cert (a file; never the key itself)")
+      ->required();
   c->add_option("--net-id", o->net_id, "The Network Server's NetID (SenderID)")->required();
   c->add_option("--dev-eui", o->dev_eui, "The device's DevEUI")->required();
   c->add_option("--join-eui", o->join_eui, "The device's JoinEUI")->required();
@@ -386,7 +388,7 @@ void register_join_test(CLI::App& app, Context& ctx) {
   c->add_option("--as-id", o->as_id,
                 "Then fetch the AppSKey as this Application Server (AppSKeyReq)");
   c->add_option("--as-cert", o->as_cert, "PEM: the AS's client certificate");
-  c->add_option("--as-key", o->as_key, "PEM: its private key");
+  c->add_option("--as-cert-key-file", o->as_key, "PEM: the private key of --as-cert (a file)");
   c->add_option("--timeout-ms", o->timeout_ms, "How long to wait for each answer")
       ->check(CLI::Range(1, 600000));
   on_parsed(c, ctx, o, &run_join_test);

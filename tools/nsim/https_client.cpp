@@ -160,10 +160,10 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsFiles& files) {
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, files.private_key.c_str(), SSL_FILETYPE_PEM) != 1) {
       return fail(Status::malformed,
-                  "--key " + files.private_key.string() + ": " + openssl_error());
+                  "--cert-key-file " + files.private_key.string() + ": " + openssl_error());
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-      return fail(Status::malformed, "--key " + files.private_key.string() +
+      return fail(Status::malformed, "--cert-key-file " + files.private_key.string() +
                                          " is not the key of --cert " + files.certificate.string());
     }
   }
