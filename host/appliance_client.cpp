@@ -1,5 +1,6 @@
 #include "host/appliance_client.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -26,6 +27,24 @@ constexpr milliseconds shutting_down_pause{1000};
 constexpr milliseconds max_margin{50};
 // lorakeep-cs answers MALFORMED to a longer deadline_ms; a longer wait here is still fine.
 constexpr milliseconds max_request_deadline{600'000};
+
+/// Wipes a buffer when it goes out of scope: a request can carry a plaintext root key
+/// (ImportRootKeyOp), and std::string and std::vector free their memory as it is.
+template <typename Buffer>
+class WipeOnExit {
+ public:
+  explicit WipeOnExit(Buffer& buffer) noexcept : buffer_(buffer) {}
+  ~WipeOnExit() {
+    if (!buffer_.empty()) OPENSSL_cleanse(buffer_.data(), buffer_.size());
+  }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+  WipeOnExit(WipeOnExit&&) = delete;
+  WipeOnExit& operator=(WipeOnExit&&) = delete;
+
+ private:
+  Buffer& buffer_;
+};
 
 std::uint64_t random_start_id() {
   std::uint64_t id = 0;
@@ -199,6 +218,10 @@ Result<crypto::v1::Response> ApplianceClient::call(crypto::v1::Request request,
   if (id == 0) id = next_request_id_.fetch_add(1, std::memory_order_relaxed);
   request.set_protocol_version(crypto::v1::VERSION_1);
   request.set_request_id(id);
+  std::string no_key;
+  const WipeOnExit wipe_key(request.has_import_root_key()
+                                ? *request.mutable_import_root_key()->mutable_plaintext()
+                                : no_key);
 
   std::string last_error;
   bool first_attempt = true;
@@ -216,7 +239,8 @@ Result<crypto::v1::Response> ApplianceClient::call(crypto::v1::Request request,
     const auto margin = std::min(left / 10, max_margin);
     request.set_deadline_ms(static_cast<std::uint32_t>(
         std::clamp<milliseconds::rep>((left - margin).count(), 1, max_request_deadline.count())));
-    std::string wire;
+    std::string wire;  // SerializeToString sizes it once: no unwiped earlier buffer
+    const WipeOnExit wipe_wire(wire);
     if (!request.SerializeToString(&wire)) {
       release(std::move(lease).value(), true);
       return fail(Status::malformed, "the request cannot be serialized");
@@ -228,6 +252,7 @@ Result<crypto::v1::Response> ApplianceClient::call(crypto::v1::Request request,
       return fail(Status::malformed,
                   "the request does not fit in a frame: " + framed.failure().message);
     }
+    const WipeOnExit wipe_frame(*framed);
 
     Connection& conn = *lease->connection;
     // A fresh connection that fails at once points at the appliance, not at an old socket:

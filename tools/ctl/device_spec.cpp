@@ -200,8 +200,8 @@ Result<reg::Bytes> wrap_one(host::ApplianceClient& client, const std::string& ca
   const auto plain = key.reveal();
   op->set_plaintext(plain.data(), plain.size());
   auto answer = client.call(std::move(request), deadline);
-  // What is left of the request here holds no key (it was moved into the call); the
-  // client's own copies are its business (see docs/operations.md).
+  // The request was moved into the call, which wipes its plaintext, the serialized request
+  // and the frame when it returns (host::ApplianceClient::call).
   if (!answer) return answer.failure();
   if (answer->code() != crypto::v1::OK) return appliance_failure(*answer);
   const std::string& wrapped = answer->import_root_key().wrapped();
