@@ -1,5 +1,6 @@
 #include "appliance/keys.hpp"
 
+#include <optional>
 #include <string>
 
 namespace lorakeep::appliance {
@@ -121,22 +122,57 @@ void KeyDirectory::forget() {
 
 Result<pkcs11::KeyRef> KeyDirectory::find(pkcs11::Session& session, const std::string& label,
                                           KeyRole role) {
+  const auto now = Clock::now();
+  std::optional<Entry> known;
   {
     const std::lock_guard lock(mutex_);
-    if (auto it = cache_.find(label); it != cache_.end()) return it->second;
+    if (auto it = cache_.find(label); it != cache_.end()) {
+      if (now - it->second.checked < revalidate_after_) return it->second.use;
+      known = it->second;
+      it->second.checked = now;  // one thread revalidates; the others go on meanwhile
+    }
   }
-  // Looked up outside the lock: two threads may both search, and both find the same key.
+  // Looked up outside the lock: two threads may both search, and both find the same key
+  // (a second copy then stays unused until its session closes).
+  auto entry = look_up(session, label, role, known ? &*known : nullptr);
+  const std::lock_guard lock(mutex_);
+  if (!entry) {
+    cache_.erase(label);
+    return entry.failure();
+  }
+  cache_.insert_or_assign(label, *entry);
+  return entry->use;
+}
+
+Result<KeyDirectory::Entry> KeyDirectory::look_up(pkcs11::Session& session,
+                                                  const std::string& label, KeyRole role,
+                                                  const Entry* known) {
   try {
-    const auto key = session.find_key(label);
+    // Token objects only: the session copies made here carry the same label.
+    const auto key = session.find_key(label, pkcs11::Session::Objects::token_only);
     if (!key) {
       return fail(Status::unknown_key,
                   "the token holds no " + std::string(role_name(role)) + " '" + label + "'");
     }
+    // The same token object as before: its copy stays (the policy was checked when it
+    // was made).
+    if (known != nullptr && known->token.handle == key->handle) {
+      return Entry{*key, known->use, Clock::now()};
+    }
     const auto attrs = session.attributes(*key);
     if (auto ok = check_policy(attrs, role, policy_); !ok) return ok.failure();
-    const std::lock_guard lock(mutex_);
-    cache_.emplace(label, *key);
-    return *key;
+    Entry entry{*key, *key, Clock::now()};
+    try {
+      entry.use = session.copy_to_session_object(*key);
+    } catch (const pkcs11::Error& e) {
+      // A token that refuses copies (CKA_COPYABLE false, or no C_CopyObject): the token
+      // object itself. A lost session is the caller's to handle.
+      if (e.error_class() == pkcs11::ErrorClass::session_lost ||
+          e.error_class() == pkcs11::ErrorClass::token_lost) {
+        throw;
+      }
+    }
+    return entry;
   } catch (const pkcs11::Error& e) {
     return token_failure(e, "looking up '" + label + "'");
   }

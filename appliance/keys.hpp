@@ -2,6 +2,7 @@
 // (DESIGN.md §2) before any use.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <string>
@@ -42,11 +43,20 @@ enum class KeyRole { storage, kek, part, transport };
 /// that is wrong.
 Result<Ok> check_policy(const pkcs11::KeyAttributes& attrs, KeyRole role, const Policy& policy);
 
-/// Finds long-lived keys by label, checks their policy once, and caches the handle
-/// (object handles are valid for the whole application). Thread-safe; one per process.
+/// Finds long-lived keys by label, checks their policy, and caches a handle valid for the
+/// whole application: a session-object copy of the token object when the token allows
+/// C_CopyObject (SoftHSMv2 re-reads a token object's file at every use: ~180 system calls
+/// per join; a session object lives in memory), else the token object itself. Every
+/// `revalidate_after` a use looks the label up again, so that a key deleted, or replaced
+/// under the same label, is noticed. Thread-safe; one per process.
 class KeyDirectory {
  public:
-  explicit KeyDirectory(Policy policy = {}) : policy_(policy) {}
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::seconds default_revalidation{5};
+
+  explicit KeyDirectory(Policy policy = {},
+                        std::chrono::seconds revalidate_after = default_revalidation)
+      : policy_(policy), revalidate_after_(revalidate_after) {}
 
   [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
 
@@ -56,15 +66,25 @@ class KeyDirectory {
   Result<pkcs11::KeyRef> part_key(pkcs11::Session& session, std::string_view part_number);
   Result<pkcs11::KeyRef> transport_kek(pkcs11::Session& session, std::string_view label);
 
-  /// Drops every cached handle (after keys were added or deleted, or a token came back).
+  /// Drops every cached handle (a token came back, or a cached handle named no key).
+  /// Copies already made stay until their session closes.
   void forget();
 
  private:
+  struct Entry {
+    pkcs11::KeyRef token;  // the token object
+    pkcs11::KeyRef use;    // its session copy, or the token object
+    Clock::time_point checked;
+  };
+
   Result<pkcs11::KeyRef> find(pkcs11::Session& session, const std::string& label, KeyRole role);
+  Result<Entry> look_up(pkcs11::Session& session, const std::string& label, KeyRole role,
+                        const Entry* known);
 
   Policy policy_;
+  std::chrono::seconds revalidate_after_;
   std::mutex mutex_;
-  std::map<std::string, pkcs11::KeyRef, std::less<>> cache_;
+  std::map<std::string, Entry, std::less<>> cache_;
 };
 
 /// Maps a token error onto a lorakeep Status, keeping the CKR_* name and call in the

@@ -80,7 +80,7 @@ Result<Ok> check_label(std::string_view label) {
 Result<CreatedKey> create_storage_key(pkcs11::Session& session, const Policy& policy) {
   const auto label = std::string(storage_key_label);
   try {
-    if (auto existing = session.find_key(label)) {
+    if (auto existing = session.find_key(label, pkcs11::Session::Objects::token_only)) {
       if (auto ok = check_policy(session.attributes(*existing), KeyRole::storage, policy); !ok) {
         return ok.failure();
       }
@@ -106,7 +106,7 @@ Result<Ok> import_key(pkcs11::Session& session, KeyRole role, std::string_view l
   }
   const auto full = label_for(role, label);
   try {
-    if (session.find_key(full)) {
+    if (session.find_key(full, pkcs11::Session::Objects::token_only)) {
       return fail(Status::malformed, "the token already holds a key labelled '" + full + "'");
     }
     auto tmpl = long_lived(role, full, static_cast<CK_ULONG>(key.size()), policy);
@@ -122,7 +122,7 @@ Result<Ok> import_key(pkcs11::Session& session, KeyRole role, std::string_view l
 Result<Ok> delete_key(pkcs11::Session& session, KeyRole role, std::string_view label) {
   const auto full = label_for(role, label);
   try {
-    auto found = session.find_key(full);
+    auto found = session.find_key(full, pkcs11::Session::Objects::token_only);
     if (!found) return fail(Status::unknown_key, "the token holds no key labelled '" + full + "'");
     session.destroy(found->handle);
     return Ok{};

@@ -274,6 +274,7 @@ ErrorClass classify(CK_RV rv) noexcept {
     case CKR_OBJECT_HANDLE_INVALID:
     case CKR_KEY_HANDLE_INVALID:
     case CKR_WRAPPING_KEY_HANDLE_INVALID:
+    case CKR_UNWRAPPING_KEY_HANDLE_INVALID:
       return ErrorClass::not_found;
 
     case CKR_HOST_MEMORY:

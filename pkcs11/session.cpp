@@ -1,6 +1,7 @@
 #include "pkcs11/session.hpp"
 
 #include <algorithm>
+#include <array>
 #include <string>
 #include <utility>
 
@@ -194,6 +195,15 @@ OwnedKey Session::create_key(const KeyTemplate& tmpl) {
   return {*this, key};
 }
 
+KeyRef Session::copy_to_session_object(KeyRef key) {
+  CK_BBOOL no = CK_FALSE;
+  std::array<CK_ATTRIBUTE, 1> changes{{{CKA_TOKEN, &no, sizeof no}}};
+  CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+  check(fns_->C_CopyObject(handle_, key.handle, changes.data(), changes.size(), &copy),
+        Fn::CopyObject);
+  return {copy};
+}
+
 void Session::destroy(CK_OBJECT_HANDLE handle) {
   check(fns_->C_DestroyObject(handle_, handle), Fn::DestroyObject);
 }
@@ -222,12 +232,14 @@ class FindOperation {
 
 }  // namespace
 
-std::vector<KeyRef> Session::find_keys(std::string_view label) {
+std::vector<KeyRef> Session::find_keys(std::string_view label, Objects scope) {
   CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+  CK_BBOOL yes = CK_TRUE;
   std::vector<CK_ATTRIBUTE> attrs = {
       {CKA_CLASS, &cls, sizeof cls},
       {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
   };
+  if (scope == Objects::token_only) attrs.push_back({CKA_TOKEN, &yes, sizeof yes});
   std::vector<KeyRef> found;
   const FindOperation op(*this, fns_, attrs);
   std::array<CK_OBJECT_HANDLE, 32> batch{};
@@ -242,8 +254,8 @@ std::vector<KeyRef> Session::find_keys(std::string_view label) {
   return found;
 }
 
-std::optional<KeyRef> Session::find_key(std::string_view label) {
-  const auto keys = find_keys(label);
+std::optional<KeyRef> Session::find_key(std::string_view label, Objects scope) {
+  const auto keys = find_keys(label, scope);
   if (keys.empty()) return std::nullopt;
   if (keys.size() > 1) {
     throw Error(

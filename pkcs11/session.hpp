@@ -88,11 +88,18 @@ class Session {
   [[nodiscard]] OwnedKey generate_aes_key(const KeyTemplate& tmpl);
   /// C_CreateObject with the template's value (import of a plaintext key).
   [[nodiscard]] OwnedKey create_key(const KeyTemplate& tmpl);
+  /// C_CopyObject into a session object (CKA_TOKEN false; every other attribute as the
+  /// original's, so a sensitive, non-extractable key stays so). It lives until this
+  /// session closes, and any session of the application may use it.
+  [[nodiscard]] KeyRef copy_to_session_object(KeyRef key);
   void destroy(CK_OBJECT_HANDLE handle);
+  /// Which objects a search looks at.
+  enum class Objects : std::uint8_t { any, token_only };
   /// Secret keys with this label (any number).
-  [[nodiscard]] std::vector<KeyRef> find_keys(std::string_view label);
+  [[nodiscard]] std::vector<KeyRef> find_keys(std::string_view label, Objects scope = Objects::any);
   /// The one secret key with this label, nullopt when none; throws when several.
-  [[nodiscard]] std::optional<KeyRef> find_key(std::string_view label);
+  [[nodiscard]] std::optional<KeyRef> find_key(std::string_view label,
+                                               Objects scope = Objects::any);
   [[nodiscard]] KeyAttributes attributes(KeyRef key);
   /// One attribute's raw value (C_GetAttributeValue); throws Error, e.g. with
   /// CKR_ATTRIBUTE_SENSITIVE for CKA_VALUE of a sensitive key.

@@ -12,7 +12,7 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(Fn::count_)> kFn
     "C_DestroyObject", "C_GetAttributeValue", "C_FindObjectsInit", "C_FindObjects",
     "C_FindObjectsFinal", "C_EncryptInit", "C_Encrypt", "C_DecryptInit", "C_Decrypt",
     "C_SignInit", "C_Sign", "C_GenerateKey", "C_WrapKey", "C_UnwrapKey", "C_DeriveKey",
-    "C_GetSessionInfo",
+    "C_GetSessionInfo", "C_CopyObject",
 };
 // clang-format on
 

@@ -18,7 +18,7 @@ enum class Fn : std::uint8_t {
   InitToken, InitPIN, OpenSession, CloseSession, CloseAllSessions, Login, Logout,
   CreateObject, DestroyObject, GetAttributeValue, FindObjectsInit, FindObjects,
   FindObjectsFinal, EncryptInit, Encrypt, DecryptInit, Decrypt, SignInit, Sign,
-  GenerateKey, WrapKey, UnwrapKey, DeriveKey, GetSessionInfo,
+  GenerateKey, WrapKey, UnwrapKey, DeriveKey, GetSessionInfo, CopyObject,
   count_  // not a function
 };
 // clang-format on

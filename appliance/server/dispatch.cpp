@@ -267,8 +267,13 @@ void Dispatcher::with_session(Call& call, Op&& op) {
   lease.reset();
   publish_pool();
   if (!result) {
-    // A token that comes back may hand out other object handles.
-    if (result.failure().status == Status::token_unavailable) ctx_.keys.forget();
+    // A token that comes back may hand out other object handles; a cached handle that
+    // names no key (its copy went with a lost session, or the key was replaced) is looked
+    // up again by the next request.
+    if (result.failure().status == Status::token_unavailable ||
+        result.failure().status == Status::unknown_key) {
+      ctx_.keys.forget();
+    }
     call.answer(result.failure());
     return;
   }

@@ -528,3 +528,52 @@ TEST_CASE("trusted-KEK switch: lorakeep refuses an untrusted KEK; the token may 
   CHECK(wrapped.size() == 24);
   CHECK_NOTHROW((void)ref::aes_key_unwrap(kek_value, wrapped));
 }
+
+TEST_CASE("KeyDirectory: a session copy of the KEK, looked up again when the label changes") {
+  ApplianceFixture f;
+  // A plaintext session key to wrap, so that OpenSSL can say which KEK wrapped it.
+  const auto payload = random_bytes(16);
+  pkcs11::KeyTemplate tmpl(16);
+  tmpl.value(pkcs11::SecretBytes(payload)).token(false).sensitive(false).extractable(true);
+  const auto key = f.session.create_key(tmpl);
+  const auto wrapped_by = [&](pkcs11::KeyRef kek) {
+    return f.session.wrap(pkcs11::WrapMechanism::rfc3394, kek, key.ref());
+  };
+
+  appliance::KeyDirectory cached(f.keys.policy());                          // revalidates after 5 s
+  appliance::KeyDirectory fresh(f.keys.policy(), std::chrono::seconds{0});  // at every use
+  const auto first = cached.kek(f.session, "ns-kek");
+  REQUIRE(first.ok());
+  REQUIRE(fresh.kek(f.session, "ns-kek").ok());
+  CHECK(wrapped_by(*first) == ref::aes_key_wrap(f.kek_ns, payload));
+
+  // What is used is a copy in memory (both test tokens allow C_CopyObject), never a weaker
+  // key: sensitive and not extractable like the token object.
+  const auto attrs = f.session.attributes(*first);
+  CHECK(attrs.sensitive);
+  CHECK_FALSE(attrs.extractable);
+  CHECK_FALSE(attrs.token);
+  const auto object =
+      f.session.find_key("lorakeep/kek/ns-kek", pkcs11::Session::Objects::token_only);
+  REQUIRE(object.has_value());
+  CHECK(object->handle != first->handle);
+  // A second lookup within the interval answers from the cache: no search.
+  const auto before = f.session.call_counts();
+  CHECK(cached.kek(f.session, "ns-kek")->handle == first->handle);
+  CHECK((f.session.call_counts() - before).of(pkcs11::Fn::FindObjectsInit) == 0);
+
+  // The KEK replaced under the same label: a directory that revalidates uses the new one.
+  REQUIRE(appliance::delete_key(f.session, appliance::KeyRole::kek, "ns-kek").ok());
+  const auto replacement = random_bytes(16);
+  REQUIRE(appliance::import_key(f.session, appliance::KeyRole::kek, "ns-kek",
+                                pkcs11::SecretBytes(replacement), f.keys.policy())
+              .ok());
+  const auto now = fresh.kek(f.session, "ns-kek");
+  REQUIRE(now.ok());
+  CHECK(wrapped_by(*now) == ref::aes_key_wrap(replacement, payload));
+
+  // Deleted: the next revalidating lookup says so, and a new one finds nothing either.
+  REQUIRE(appliance::delete_key(f.session, appliance::KeyRole::kek, "ns-kek").ok());
+  CHECK(fresh.kek(f.session, "ns-kek").failure().status == Status::unknown_key);
+  CHECK(fresh.kek(f.session, "ns-kek").failure().status == Status::unknown_key);
+}
