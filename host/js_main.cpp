@@ -118,6 +118,7 @@ int run(const std::filesystem::path& config_file) {
   js::ServiceOptions so;
   so.mode = config.mode;
   so.lifetime_s = config.lifetime_s;
+  so.keep_app_s_key_always = config.keep_app_s_key_always;
   so.appliance_deadline = config.appliance_deadline;
   so.home_ns_req_net_ids = config.home_ns_req_net_ids;
   so.per_sender = config.per_sender;

@@ -119,11 +119,11 @@ Config parse_config(const std::string& yaml, const fs::path& base_dir, const std
     r.error(root, "join_server", "missing: lorakeep-js reads the join_server section");
   }
   const YAML::Node js = root["join_server"];
-  const auto e =
-      r.mapping(js, "join_server",
-                {"mode", "listen", "tls", "sender_ca_map", "threads", "max_body_bytes",
-                 "request_timeout_ms", "keep_alive_timeout_ms", "reload_interval_s", "registry",
-                 "appliance", "lifetime_s", "home_ns_req_net_ids", "rate_limits", "log_level"});
+  const auto e = r.mapping(
+      js, "join_server",
+      {"mode", "listen", "tls", "sender_ca_map", "threads", "max_body_bytes", "request_timeout_ms",
+       "keep_alive_timeout_ms", "reload_interval_s", "registry", "appliance", "lifetime_s",
+       "keep_app_s_key", "home_ns_req_net_ids", "rate_limits", "log_level"});
   Config c;
   c.file = fs::path(name);
   if (const auto* m = entry(e, "mode")) {
@@ -185,6 +185,17 @@ Config parse_config(const std::string& yaml, const fs::path& base_dir, const std
   if (const auto* v = entry(e, "lifetime_s")) {
     c.lifetime_s =
         static_cast<std::uint32_t>(r.integer(*v, "join_server.lifetime_s", 1, 0xFFFFFFFFu));
+  }
+  if (const auto* v = entry(e, "keep_app_s_key")) {
+    const std::string keep = r.string(*v, "join_server.keep_app_s_key");
+    if (keep == "always") {
+      c.keep_app_s_key_always = true;
+    } else if (keep == "when_not_delivered") {
+      c.keep_app_s_key_always = false;
+    } else {
+      r.error(*v, "join_server.keep_app_s_key",
+              "expected always or when_not_delivered, got " + config::shown(keep));
+    }
   }
   if (const auto* v = entry(e, "home_ns_req_net_ids")) {
     if (!v->IsSequence())

@@ -54,6 +54,12 @@ struct Config {
 
   // answers
   std::uint32_t lifetime_s = 86400 * 7;
+  /// always: every join keeps the AppSKey wrapped under the storage key, so an AppSKeyReq
+  /// is answered even when the JoinAns carried it (one wrap more per join).
+  /// when_not_delivered: only when the JoinAns carries no AppSKey for the AS (TS002: the AS
+  /// then asks for it); an AppSKeyReq for a session whose key went in the JoinAns is
+  /// answered UnknownDevEUI.
+  bool keep_app_s_key_always = true;
   /// HomeNSReq answered only to these NetIDs; empty: any authenticated Network Server.
   std::vector<lorawan::NetId> home_ns_req_net_ids;
 

@@ -170,6 +170,8 @@ Answer JoinService::join(const bi::JoinReq& request, const lorawan::NetId& net_i
 
     crypto::v1::Request op;
     op.set_caller("ns:" + net_id.hex());
+    // Without an AS delivery in the JoinAns, the AS can only get its key by AppSKeyReq.
+    const bool keep_app_s_key = options_.keep_app_s_key_always || !as;
     const auto& eui = device.dev_eui.bytes();
     if (rejoin) {
       auto* r = op.mutable_rejoin();
@@ -180,7 +182,7 @@ Answer JoinService::join(const bi::JoinReq& request, const lorawan::NetId& net_i
       set_accept(request, net_id, join_nonce, *r->mutable_accept());
       *r->mutable_ns() = **ns;
       if (as) *r->mutable_as() = *as;
-      r->set_store_app_s_key(true);
+      r->set_store_app_s_key(keep_app_s_key);
     } else {
       auto* j = op.mutable_join();
       j->set_mac_version(std::string(lorawan::mac_version_name(device.mac_version)));
@@ -190,7 +192,7 @@ Answer JoinService::join(const bi::JoinReq& request, const lorawan::NetId& net_i
       set_accept(request, net_id, join_nonce, *j->mutable_accept());
       *j->mutable_ns() = **ns;
       if (as) *j->mutable_as() = *as;
-      j->set_store_app_s_key(true);
+      j->set_store_app_s_key(keep_app_s_key);
     }
     auto response = appliance_->call(std::move(op), options_.appliance_deadline);
     if (!response) return appliance_unreachable(echo, response.failure());

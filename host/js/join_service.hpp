@@ -27,6 +27,7 @@ namespace lorakeep::host::js {
 struct ServiceOptions {
   Config::Mode mode = Config::Mode::join_server;
   std::uint32_t lifetime_s = 86400 * 7;
+  bool keep_app_s_key_always = true;  // Config::keep_app_s_key_always
   std::chrono::milliseconds appliance_deadline{2000};
   std::vector<lorawan::NetId> home_ns_req_net_ids;  // empty: any authenticated NS
   RateLimit per_sender;

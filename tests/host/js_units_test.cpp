@@ -69,6 +69,9 @@ TEST_CASE("join_server configuration: defaults and relative paths") {
   CHECK(c.appliance_endpoints[0] == "unix:/etc/lorakeep/cs.sock");
   CHECK(c.lifetime_s > 0);
   CHECK(c.max_body_bytes == 65536);
+  CHECK(c.keep_app_s_key_always);
+  const std::string when = minimal() + "  keep_app_s_key: when_not_delivered\n";
+  CHECK_FALSE(parse_config(when, "/etc/lorakeep", "lorakeep.yml").keep_app_s_key_always);
 }
 
 TEST_CASE("join_server configuration: every wrong value names its key") {
@@ -76,6 +79,8 @@ TEST_CASE("join_server configuration: every wrong value names its key") {
   CHECK(refusal(with("listen: 8443")).find("join_server.listen") != std::string::npos);
   CHECK(refusal(with("lifetime_s: 0")).find("join_server.lifetime_s") != std::string::npos);
   CHECK(refusal(with("mode: proxy")).find("join_server.mode") != std::string::npos);
+  CHECK(refusal(with("keep_app_s_key: never")).find("join_server.keep_app_s_key") !=
+        std::string::npos);
   CHECK(refusal(with("threads: lots")).find("join_server.threads") != std::string::npos);
   CHECK(refusal(with("colour: blue")).find("unknown key") != std::string::npos);
   CHECK(refusal(with("home_ns_req_net_ids: [\"0000\"]")).find("NetID") != std::string::npos);

@@ -4,6 +4,7 @@ changing under a running server, and Identity-Server mode."""
 import json
 import os
 import re
+import sqlite3
 import threading
 import time
 
@@ -210,21 +211,87 @@ def rejoin(checks, env):
     ns.close()
 
 
+class OtherJoinServer:
+    """A second lorakeep-js on another configuration (`text`), for a `with` block; the
+    environment's own server is in place again afterwards."""
+
+    def __init__(self, env, name: str, text: str):
+        self.env, self.main = env, env.js
+        self.path = os.path.join(env.work, name)
+        with open(self.path, "w") as f:
+            f.write(text)
+
+    def __enter__(self):
+        self.env.start_js(self.path)
+        return self
+
+    def __exit__(self, *exc):
+        if self.env.js is not self.main and self.env.js.proc.poll() is None:
+            self.env.js.stop()
+        self.env.js = self.main
+        m = re.match(r"https://([^:/]+):(\d+)/", self.main.address)
+        self.env.host, self.env.port = m.group(1), int(m.group(2))
+        return False
+
+
+def keep_app_s_key_when_not_delivered(checks, env):
+    """join_server.keep_app_s_key: when_not_delivered — the AppSKey is kept under the storage
+    key only when the JoinAns does not carry it to the AS."""
+    with open(env.config) as f:
+        text = f.read()
+    text = text.replace("  lifetime_s: 3600\n",
+                        "  lifetime_s: 3600\n  keep_app_s_key: when_not_delivered\n", 1)
+    with_as = env.add_device(h.Device("1.1"))             # its AS has a KEK: key in the JoinAns
+    without_as = env.add_device(h.Device("1.0.2", as_id=None))  # no AS: kept for AppSKeyReq
+    with OtherJoinServer(env, "keep-when-not-delivered.yml", text):
+        ns = h.Client(env, env.certs[NS_A])
+        answers = {}
+        for d in (with_as, without_as):
+            nonce = d.nonce()
+            req = h.join_req(d, nonce)
+            _, ans = ns.post(req)
+            problems = h.check_join_ans(env, d, nonce, req, ans,
+                                        as_kek="as-kek" if d.as_id else None)
+            checks.record(f"keep_app_s_key when_not_delivered: {d.mac} join succeeds",
+                          not problems, "; ".join(problems))
+            answers[d.eui()] = ans
+        ns.close()
+        stored = {}
+        db = sqlite3.connect(f"file:{env.registry}?mode=ro", uri=True)
+        try:
+            for d in (with_as, without_as):
+                row = db.execute("SELECT length(stored_app_s_key) FROM sessions WHERE "
+                                 "dev_eui = ? ORDER BY id DESC LIMIT 1",
+                                 (bytes.fromhex(d.eui()),)).fetchone()
+                stored[d.eui()] = row[0] if row else None
+        finally:
+            db.close()
+        checks.record("keep_app_s_key when_not_delivered: nothing kept when the JoinAns "
+                      "carried the AppSKey", stored[with_as.eui()] == 0, str(stored))
+        checks.record("keep_app_s_key when_not_delivered: kept (24 bytes) when it did not",
+                      stored[without_as.eui()] == 24, str(stored))
+        asrv = h.Client(env, env.certs[AS_ID])
+        areq = h.header("AppSKeyReq", AS_ID, JOIN_EUI)
+        areq.update({"DevEUI": with_as.eui(),
+                     "SessionKeyID": answers[with_as.eui()].get("SessionKeyID", "00")})
+        _, aans = asrv.post(areq)
+        checks.record("keep_app_s_key when_not_delivered: AppSKeyReq for a key that went in "
+                      "the JoinAns is UnknownDevEUI, with no key",
+                      result_of(aans) == "UnknownDevEUI" and "AppSKey" not in aans,
+                      h.shown(aans, 200))
+        asrv.close()
+
+
 def identity_mode(checks, env):
     """A configuration answering HomeNSReq only, with no appliance."""
     d = env.add_device(h.Device("1.0.2"))
-    path = os.path.join(env.work, "identity.yml")
     with open(env.config) as f:
         text = f.read()
     section = text[text.index("join_server:"):]
     section = section[:section.index("  appliance:")] + "\n".join(
         line for line in section[section.index("  lifetime_s"):].splitlines()) + "\n"
     section = section.replace("join_server:\n", "join_server:\n  mode: identity\n", 1)
-    with open(path, "w") as f:
-        f.write(section)
-    main = env.js
-    try:
-        env.start_js(path)
+    with OtherJoinServer(env, "identity.yml", section):
         c = h.Client(env, env.certs[NS_A])
         req = h.header("HomeNSReq", NS_A, JOIN_EUI)
         req["DevEUI"] = d.eui()
@@ -241,10 +308,6 @@ def identity_mode(checks, env):
         c.close()
         status = env.js.stop()
         checks.record("identity mode: stops cleanly on SIGTERM", status == 0, str(status))
-    finally:
-        env.js = main
-        m = re.match(r"https://([^:/]+):(\d+)/", main.address)
-        env.host, env.port = m.group(1), int(m.group(2))
 
 
 def exhausted_join_nonce(checks, env):
@@ -355,5 +418,6 @@ OPERATIONS = [
     ("CA map reload", ca_map_reload),
     ("appliance down", appliance_down),
     ("identity mode", identity_mode),
+    ("keep_app_s_key: when_not_delivered", keep_app_s_key_when_not_delivered),
     ("operability", operability),
 ]
