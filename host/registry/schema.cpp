@@ -180,7 +180,8 @@ sql::Db open_writer(const std::filesystem::path& path) {
     }
   }
   // FULL: in WAL mode a commit is durable when COMMIT returns (the WAL is fsync'd).
-  db.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY",
+  db.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; "
+          "PRAGMA cache_size = -65536",
           "configure " + name);
   migrate(db, name);
   return db;
@@ -189,7 +190,8 @@ sql::Db open_writer(const std::filesystem::path& path) {
 sql::Db open_reader(const std::filesystem::path& path) {
   auto db = sql::Db::open(path, open_flags);
   sqlite3_busy_timeout(db.get(), busy_timeout_ms);
-  db.exec("PRAGMA query_only = ON", "configure a reader of " + path.string());
+  db.exec("PRAGMA query_only = ON; PRAGMA cache_size = -65536",
+          "configure a reader of " + path.string());
   return db;
 }
 
