@@ -518,8 +518,7 @@ def bulk_import(c: Checks, env, secrets: Secrets, present: list, n: int):
                                         "expected 8 fields", "nwk_key: missing",
                                         "no root keys")), r.out[-2000:])
     c.record("no progress bar when stderr is not a terminal", "ETA" not in r.err, r.err[-300:])
-    c.record(f"the import took under a minute ({r.seconds:.1f} s)", r.seconds < 60,
-             f"{r.seconds:.1f} s")
+    # Reported, not asserted: speed is the benchmark's to prove (docs/benchmarks.md).
     print(f"     import of {data_rows} rows: {r.seconds:.1f} s")
     db = registry_db(env)
     count = db.execute("SELECT count(*) FROM devices").fetchone()[0]
