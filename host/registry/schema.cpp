@@ -180,9 +180,10 @@ sql::Db open_writer(const std::filesystem::path& path) {
     }
   }
   // FULL: in WAL mode a commit is durable when COMMIT returns (the WAL is fsync'd).
-  db.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; "
-          "PRAGMA cache_size = -65536",
-          "configure " + name);
+  db.exec(
+      "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; "
+      "PRAGMA cache_size = -65536",
+      "configure " + name);
   migrate(db, name);
   return db;
 }
