@@ -147,6 +147,7 @@ Result<pkcs11::KeyRef> KeyDirectory::find(pkcs11::Session& session, const std::s
 Result<KeyDirectory::Entry> KeyDirectory::look_up(pkcs11::Session& session,
                                                   const std::string& label, KeyRole role,
                                                   const Entry* known) {
+  const std::lock_guard serial(lookup_mutex_);
   try {
     // Token objects only: the session copies made here carry the same label.
     const auto key = session.find_key(label, pkcs11::Session::Objects::token_only);

@@ -83,6 +83,10 @@ class KeyDirectory {
 
   Policy policy_;
   std::chrono::seconds revalidate_after_;
+  // Held across a lookup and the copy it makes: SoftHSMv2's C_CopyObject gives the new
+  // object the original's CKA_TOKEN before the template's, so a search racing it on
+  // another thread can see two token keys with one label.
+  std::mutex lookup_mutex_;
   std::mutex mutex_;
   std::map<std::string, Entry, std::less<>> cache_;
 };
