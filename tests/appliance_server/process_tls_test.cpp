@@ -20,7 +20,7 @@ TEST_CASE("TLS 1.3 PSK: the right secret is served, a wrong one is refused") {
   REQUIRE(wrapped.ok());
   d.wrapped_app_key = *wrapped;
   const auto config =
-      in.write_config("127.0.0.1:0", "  workers: 1\n  handshake_timeout_ms: 1000\n");
+      in.write_config("127.0.0.1:0", "  workers: 1\n  handshake_timeout_ms: 4000\n");
   in.hand_over();
 
   CsProcess cs(config, in.logs.path());
