@@ -79,10 +79,11 @@ Module::Module(CK_FUNCTION_LIST_PTR functions,
 }
 
 void Module::initialize(const std::optional<std::string>& reserved) {
+  reserved_ = reserved;
   CK_C_INITIALIZE_ARGS args{};
   args.flags = CKF_OS_LOCKING_OK;
   // The module only reads the string during the call (NSS copies its parameters).
-  args.pReserved = reserved ? const_cast<char*>(reserved->c_str()) : nullptr;
+  args.pReserved = reserved_ ? const_cast<char*>(reserved_->c_str()) : nullptr;
   const CK_RV rv = fns_->C_Initialize(&args);
   counts_->add(Fn::Initialize);
   if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
@@ -92,6 +93,16 @@ void Module::initialize(const std::optional<std::string>& reserved) {
   }
   if (rv != CKR_OK) throw Error(rv, "C_Initialize");
   finalize_ = true;
+}
+
+void Module::reinitialize() {
+  if (fns_ == nullptr) throw Error("the module was moved from", ErrorClass::other);
+  if (!finalize_) return;  // not ours to finalize: someone else initialized it
+  fns_->C_Finalize(nullptr);
+  counts_->add(Fn::Finalize);
+  finalize_ = false;
+  const std::optional<std::string> reserved = reserved_;
+  initialize(reserved);
 }
 
 Module::~Module() {
@@ -113,6 +124,7 @@ Module::Module(Module&& other) noexcept
     : library_(std::exchange(other.library_, nullptr)),
       fns_(std::exchange(other.fns_, nullptr)),
       finalize_(std::exchange(other.finalize_, false)),
+      reserved_(std::move(other.reserved_)),
       counts_(std::move(other.counts_)) {}
 
 Module& Module::operator=(Module&& other) noexcept {
@@ -121,6 +133,7 @@ Module& Module::operator=(Module&& other) noexcept {
     library_ = std::exchange(other.library_, nullptr);
     fns_ = std::exchange(other.fns_, nullptr);
     finalize_ = std::exchange(other.finalize_, false);
+    reserved_ = std::move(other.reserved_);
     counts_ = std::move(other.counts_);
   }
   return *this;

@@ -76,6 +76,12 @@ class Module {
   /// fault drills use it to show that the pool recovers).
   void close_all_sessions(CK_SLOT_ID slot) const;
 
+  /// C_Finalize, then C_Initialize with the same arguments: everything the module held for
+  /// this process (sessions, session objects, logins) is gone. The caller must have closed
+  /// or abandoned every Session first and must not call the module meanwhile. Throws Error
+  /// when C_Initialize fails; the module is then unusable until a later call succeeds.
+  void reinitialize();
+
   /// Calls made through this module, all sessions together.
   [[nodiscard]] CallCounts call_counts() const noexcept { return counts_->snapshot(); }
   /// Used by Session to count module-wide; not for other callers.
@@ -90,6 +96,7 @@ class Module {
   // False when C_Initialize said CKR_CRYPTOKI_ALREADY_INITIALIZED: someone else in the
   // process owns the library's initialization, and finalizing it would pull it from under them.
   bool finalize_ = false;
+  std::optional<std::string> reserved_;  // C_Initialize's pReserved, kept for reinitialize()
   std::unique_ptr<AtomicCallCounts> counts_;
 };
 

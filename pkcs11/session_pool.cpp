@@ -28,7 +28,8 @@ SessionPool::Lease SessionPool::acquire(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock lock(mutex_);
   const auto ready = [this] {
-    return pin_failure_.has_value() || !idle_.empty() || idle_.size() + in_use_ < capacity_;
+    return pin_failure_.has_value() ||
+           (!renewing_ && (!idle_.empty() || idle_.size() + in_use_ < capacity_));
   };
   if (!available_.wait_until(lock, deadline, ready)) {
     ++timeouts_;
@@ -53,6 +54,7 @@ SessionPool::Lease SessionPool::acquire(std::chrono::milliseconds timeout) {
   } catch (const Error& e) {
     lock.lock();
     --in_use_;
+    if (renewing_ && in_use_ == 0) drained_.notify_all();
     if (e.error_class() == ErrorClass::pin && !pin_failure_) pin_failure_ = e;
     lock.unlock();
     // Waiters either take the freed place or learn about the PIN failure.
@@ -61,6 +63,7 @@ SessionPool::Lease SessionPool::acquire(std::chrono::milliseconds timeout) {
   } catch (...) {
     lock.lock();
     --in_use_;
+    if (renewing_ && in_use_ == 0) drained_.notify_all();
     lock.unlock();
     available_.notify_one();
     throw;
@@ -82,6 +85,7 @@ void SessionPool::give_back(std::unique_ptr<Session> session) noexcept {
   {
     const std::lock_guard lock(mutex_);
     --in_use_;
+    if (renewing_ && in_use_ == 0) drained_.notify_all();
     if (session->lost()) {
       ++replaced_;
       discard = std::move(session);
@@ -92,6 +96,34 @@ void SessionPool::give_back(std::unique_ptr<Session> session) noexcept {
   available_.notify_one();
   // C_CloseSession outside the lock; the replacement is opened by the next acquire.
   discard.reset();
+}
+
+bool SessionPool::renew(const std::function<void()>& between) {
+  std::vector<std::unique_ptr<Session>> closing;
+  {
+    std::unique_lock lock(mutex_);
+    if (renewing_) return false;
+    renewing_ = true;
+    drained_.wait(lock, [this] { return in_use_ == 0; });
+    closing.swap(idle_);
+  }
+  const auto resume = [this] {
+    {
+      const std::lock_guard lock(mutex_);
+      renewing_ = false;
+      slot_.reset();
+    }
+    available_.notify_all();
+  };
+  try {
+    closing.clear();  // C_CloseSession each, before the module is finalized
+    between();
+  } catch (...) {
+    resume();
+    throw;
+  }
+  resume();
+  return true;
 }
 
 PoolStats SessionPool::stats() const {

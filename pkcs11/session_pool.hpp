@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -75,6 +76,13 @@ class SessionPool {
   /// cannot be opened (token gone, PIN refused).
   [[nodiscard]] Lease acquire(std::chrono::milliseconds timeout);
 
+  /// Holds back new acquires, waits until every lease is given back, closes every session,
+  /// runs `between` (e.g. Module::reinitialize) and lets acquires go on; sessions then open
+  /// afresh. A call made while another is under way returns at once (false). Acquires
+  /// waiting meanwhile keep their own timeouts. An exception from `between` is rethrown
+  /// after acquires are let go (they will then fail to open sessions, as for a lost token).
+  bool renew(const std::function<void()>& between);
+
   [[nodiscard]] PoolStats stats() const;
   [[nodiscard]] CK_SLOT_ID slot() const;
 
@@ -89,6 +97,8 @@ class SessionPool {
 
   mutable std::mutex mutex_;
   std::condition_variable available_;
+  std::condition_variable drained_;  // renew() waits here for in_use_ == 0
+  bool renewing_ = false;
   std::vector<std::unique_ptr<Session>> idle_;
   std::size_t in_use_ = 0;  // leased + being opened
   std::uint64_t replaced_ = 0;

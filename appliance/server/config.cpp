@@ -121,7 +121,8 @@ void read_pkcs11(const Reader& r, const YAML::Node& node, Pkcs11Config& out) {
   const std::string key = "appliance.pkcs11";
   const auto entries = r.mapping(node, key,
                                  {"module", "init_args", "token_label", "token_serial", "slot",
-                                  "pin_file", "environment", "allowed_mechanisms"});
+                                  "pin_file", "environment", "allowed_mechanisms",
+                                  "reinitialize_after"});
   const auto at = [&](const char* name) -> const YAML::Node* {
     const auto it = entries.find(name);
     return it == entries.end() ? nullptr : &it->second;
@@ -161,6 +162,9 @@ void read_pkcs11(const Reader& r, const YAML::Node& node, Pkcs11Config& out) {
   if (const auto* p = at("pin_file")) out.pin_file = r.path(*p, key + ".pin_file");
   if (const auto* m = at("allowed_mechanisms")) {
     out.allowed_mechanisms = r.boolean(*m, key + ".allowed_mechanisms");
+  }
+  if (const auto* m = at("reinitialize_after")) {
+    out.reinitialize_after = r.integer(*m, key + ".reinitialize_after", 0, 1'000'000'000);
   }
   if (const auto* e = at("environment")) {
     const auto vars = r.mapping(*e, key + ".environment", {});

@@ -53,6 +53,11 @@ struct Pkcs11Config {
   /// Long-lived keys created with CKA_ALLOWED_MECHANISMS (false for NSS softoken, which
   /// cannot store it on token objects). See appliance::Policy.
   bool allowed_mechanisms = true;
+  /// A worker finalizes and initializes the module again (C_Finalize, C_Initialize, new
+  /// sessions, keys looked up again) after this many token operations; 0: never. SoftHSMv2
+  /// keeps every session object it ever destroyed until C_Finalize (about 2 KB per join)
+  /// and slows down as they pile up; a hardware HSM frees them, and can use 0.
+  std::uint64_t reinitialize_after = 20'000;
 };
 
 struct Config {

@@ -233,6 +233,38 @@ void Dispatcher::publish_pool() noexcept {
   }
 }
 
+void Dispatcher::count_operation() noexcept {
+  if (ctx_.reinitialize_after == 0 || !ctx_.reinitialize_module) return;
+  const std::uint64_t n = operations_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (n % ctx_.reinitialize_after == 0) (void)reinitialize_token();
+}
+
+bool Dispatcher::reinitialize_token() noexcept {
+  if (!ctx_.reinitialize_module) return false;
+  const auto start = Clock::now();
+  try {
+    const bool done = ctx_.pool.renew([this] {
+      // The session copies of the long-lived keys go with their sessions.
+      ctx_.keys.forget();
+      ctx_.reinitialize_module();
+    });
+    if (!done) return false;
+  } catch (const std::exception& e) {
+    reinitialize_failed_.store(true, std::memory_order_relaxed);
+    log_error("token_reinitialize_failed", {{"worker", ctx_.worker_slot}, {"error", e.what()}});
+    return false;
+  }
+  reinitialize_failed_.store(false, std::memory_order_relaxed);
+  ctx_.stats.token_reinitialized();
+  publish_pool();
+  log_info("token_reinitialized",
+           {{"worker", ctx_.worker_slot},
+            {"operations", operations_.load(std::memory_order_relaxed)},
+            {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)
+                       .count()}});
+  return true;
+}
+
 template <class Op>
 void Dispatcher::with_session(Call& call, Op&& op) {
   const auto left =
@@ -253,6 +285,8 @@ void Dispatcher::with_session(Call& call, Op&& op) {
     ctx_.keys.forget();
     publish_pool();
     call.answer(v1::TOKEN_UNAVAILABLE, std::string("no PKCS#11 session: ") + e.what());
+    // A module left uninitialized by a failed renewal: try again, once per request.
+    if (reinitialize_failed_.load(std::memory_order_relaxed)) (void)reinitialize_token();
     return;
   }
   publish_pool();
@@ -266,6 +300,7 @@ void Dispatcher::with_session(Call& call, Op&& op) {
   call.calls = (*lease)->call_counts() - before;
   lease.reset();
   publish_pool();
+  count_operation();
   if (!result) {
     // A token that comes back may hand out other object handles; a cached handle that
     // names no key (its copy went with a lost session, or the key was replaced) is looked

@@ -4,9 +4,11 @@
 // connection of a worker.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -38,6 +40,10 @@ struct DispatchContext {
   AuditLog& audit;
   ServiceInfo info;
   std::chrono::milliseconds default_deadline{2000};
+  /// After this many token operations the worker renews its sessions around
+  /// `reinitialize_module` (C_Finalize + C_Initialize); 0 or an empty function: never.
+  std::uint64_t reinitialize_after = 0;
+  std::function<void()> reinitialize_module;
 };
 
 /// The caller field's limit (it goes to the audit log).
@@ -48,6 +54,11 @@ class Dispatcher {
   using Clock = std::chrono::steady_clock;
 
   explicit Dispatcher(DispatchContext context) : ctx_(std::move(context)) {}
+
+  /// Closes every session, finalizes and initializes the module again and lets requests
+  /// go on (they wait meanwhile, within their deadlines). False when it failed or another
+  /// thread was doing it; a failure is logged and tried again by the next request.
+  bool reinitialize_token() noexcept;
 
   /// Answers one payload (a serialized Request) received at `received` from `peer`. The
   /// payload is overwritten afterwards: it may hold a plaintext root key. With
@@ -74,8 +85,12 @@ class Dispatcher {
   template <class Op>
   void with_session(Call& call, Op&& op);
   void publish_pool() noexcept;
+  /// Counts one token operation; renews the module every reinitialize_after of them.
+  void count_operation() noexcept;
 
   DispatchContext ctx_;
+  std::atomic<std::uint64_t> operations_{0};
+  std::atomic<bool> reinitialize_failed_{false};
 };
 
 /// The request_id of a payload that does not parse as a Request, if its field 2 can be

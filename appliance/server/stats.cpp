@@ -68,6 +68,10 @@ void SharedStats::connection_refused() noexcept {
   shared_->connections_refused.fetch_add(1, std::memory_order_relaxed);
 }
 
+void SharedStats::token_reinitialized() noexcept {
+  shared_->token_reinitializations.fetch_add(1, std::memory_order_relaxed);
+}
+
 WorkerGauges& SharedStats::worker(std::size_t index) noexcept {
   return shared_->workers[index % max_workers];
 }
@@ -115,6 +119,7 @@ void SharedStats::fill(v1::StatsResult& out, std::uint32_t capacity) const {
   out.set_session_timeouts(timeouts);
   out.set_connections_open(static_cast<std::uint64_t>(open < 0 ? 0 : open));
   out.set_connections_refused(shared_->connections_refused.load(relaxed));
+  out.set_token_reinitializations(shared_->token_reinitializations.load(relaxed));
   // Cumulative, as "<= bound" says; the last bound is UINT64_MAX (+Inf).
   std::uint64_t cumulative = 0;
   for (std::size_t b = 0; b < shared_->latency_buckets.size(); ++b) {

@@ -55,6 +55,7 @@ class SharedStats {
   void record(Operation op, crypto::v1::Code code, std::chrono::microseconds latency,
               const pkcs11::CallCounts& calls) noexcept;
   void connection_refused() noexcept;
+  void token_reinitialized() noexcept;
   /// Worker `index` (< max_workers).
   [[nodiscard]] WorkerGauges& worker(std::size_t index) noexcept;
   /// Before a new worker takes over slot `index`: its pool counters move to the totals.
@@ -77,6 +78,7 @@ class SharedStats {
     std::array<std::atomic<std::uint64_t>, latency_bounds_us.size() + 1> latency_buckets{};
     std::atomic<std::uint64_t> pkcs11_calls_total{0};
     std::atomic<std::uint64_t> connections_refused{0};
+    std::atomic<std::uint64_t> token_reinitializations{0};
     std::atomic<std::uint64_t> retired_sessions_replaced{0};
     std::atomic<std::uint64_t> retired_session_timeouts{0};
     std::array<WorkerGauges, max_workers> workers;

@@ -109,8 +109,16 @@ int run_worker(const WorkerPlan& plan) noexcept {
 
     std::optional<TlsServer> tls;
     if (plan.listener.tls()) tls.emplace(plan.secrets.cluster_psk.clone());
-    Dispatcher dispatcher(DispatchContext{pool, keys, plan.stats, plan.index, plan.audit, info,
-                                          config.request_deadline});
+    DispatchContext context{pool,
+                            keys,
+                            plan.stats,
+                            plan.index,
+                            plan.audit,
+                            info,
+                            config.request_deadline,
+                            config.pkcs11.reinitialize_after,
+                            [&module] { module.reinitialize(); }};
+    Dispatcher dispatcher(std::move(context));
     ServerSettings settings;
     settings.connection.idle_timeout = config.idle_timeout;
     settings.connection.handshake_timeout = config.handshake_timeout;

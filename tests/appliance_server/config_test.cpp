@@ -69,6 +69,7 @@ TEST_CASE("every key is read") {
       "      SOFTHSM2_CONF: /etc/softhsm/softhsm2.conf\n"
       "      OTHER_VAR: x\n"
       "    allowed_mechanisms: false\n"
+      "    reinitialize_after: 0\n"
       "  listen: \"[::1]:4700\"\n"
       "  cluster_secret_file: /etc/lorakeep/cluster.secret\n"
       "  workers: 4\n"
@@ -106,6 +107,7 @@ TEST_CASE("every key is read") {
   CHECK(c.handshake_timeout == std::chrono::milliseconds(2000));
   CHECK(c.require_memory_lock);
   CHECK_FALSE(c.pkcs11.allowed_mechanisms);
+  CHECK(c.pkcs11.reinitialize_after == 0);
   const auto policy = key_policy(c);
   CHECK(policy.trusted_keks);
   CHECK_FALSE(policy.allowed_mechanisms);
@@ -161,6 +163,7 @@ TEST_CASE("defaults, the slot selector and a Unix socket relative to the file") 
   CHECK_FALSE(c.require_memory_lock);
   CHECK(c.pkcs11.allowed_mechanisms);
   CHECK(key_policy(c).allowed_mechanisms);
+  CHECK(c.pkcs11.reinitialize_after == 20'000);
 }
 
 TEST_CASE("wrong values are refused with the key and what it expects") {
@@ -184,6 +187,10 @@ TEST_CASE("wrong values are refused with the key and what it expects") {
       {minimal("", "    allowed_mechanisms: no-thanks\n"),
        {"appliance.pkcs11.allowed_mechanisms", "true or false"}},
       {minimal("  allowed_mechanisms: false\n"), {"appliance.allowed_mechanisms", "unknown key"}},
+      {minimal("", "    reinitialize_after: -5\n"),
+       {"appliance.pkcs11.reinitialize_after", "from 0 to 1000000000", "'-5'"}},
+      {minimal("", "    reinitialize_after: often\n"),
+       {"appliance.pkcs11.reinitialize_after", "'often'"}},
       {minimal("  user: \"\"\n"), {"appliance.user", "non-empty"}},
       {minimal("", "    token_serial: 1234\n"),
        {"appliance.pkcs11", "exactly one of token_label, token_serial or slot"}},

@@ -34,7 +34,7 @@ LocalServer::LocalServer(const pkcs11::Module& module, const TestToken& token,
                         token_info.model,
                         token_info.manufacturer};
   dispatcher_ = std::make_unique<srv::Dispatcher>(
-      srv::DispatchContext{pool_, keys_, stats_, 0, audit_, info, options.default_deadline});
+      srv::DispatchContext{pool_, keys_, stats_, 0, audit_, info, options.default_deadline, 0, {}});
   server_ = std::make_unique<srv::Server>(listener_->fd(), tls_.get(), *dispatcher_, stats_, 0,
                                           options.settings);
   thread_ = std::thread([this] { server_->run(); });

@@ -67,7 +67,8 @@ Installation::Installation(StorageKey storage)
 }
 
 std::filesystem::path Installation::write_config(const std::string& listen,
-                                                 const std::string& extra) {
+                                                 const std::string& extra,
+                                                 const std::string& pkcs11_extra) {
   auto path = dir.path() / "lorakeep.yml";
   std::ofstream out(path);
   const auto load = token.module_options();
@@ -75,7 +76,8 @@ std::filesystem::path Installation::write_config(const std::string& listen,
       << "  pkcs11:\n"
       << "    module: " << load.path.string() << "\n"
       << "    token_label: " << token.label() << "\n"
-      << "    pin_file: pin\n";
+      << "    pin_file: pin\n"
+      << pkcs11_extra;
   // YAML double quotes: NSS's string holds single quotes, and no '"' or '\\'.
   if (load.reserved) out << "    init_args: \"" << *load.reserved << "\"\n";
   if (!keys.policy().allowed_mechanisms) out << "    allowed_mechanisms: false\n";

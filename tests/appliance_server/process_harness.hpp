@@ -24,8 +24,10 @@ enum class StorageKey { good, weak, missing };
 struct Installation {
   explicit Installation(StorageKey storage = StorageKey::good);
 
-  /// Writes lorakeep.yml: `listen` as given, `extra` appended to the appliance section.
-  std::filesystem::path write_config(const std::string& listen, const std::string& extra = "");
+  /// Writes lorakeep.yml: `listen` as given, `extra` appended to the appliance section,
+  /// `pkcs11_extra` to its pkcs11 section.
+  std::filesystem::path write_config(const std::string& listen, const std::string& extra = "",
+                                     const std::string& pkcs11_extra = "");
   /// Gives the token and configuration directories to "nobody" (when the test runs as root).
   void hand_over() const;
 

@@ -170,3 +170,73 @@ TEST_CASE("lorakeep-cs serves over its Unix socket, hardened, and stops cleanly 
   CHECK(audit.find(std::string(pin.begin(), pin.end())) == std::string::npos);
   CHECK(cs.stderr_text().find(std::string(pin.begin(), pin.end())) == std::string::npos);
 }
+
+TEST_CASE("a worker renews its PKCS#11 module every reinitialize_after operations, failing nothing") {
+  Installation in;
+  const Device d = device(in);
+  // One worker with two sessions, four clients at once: the renewal has to wait for leases
+  // held by other threads and hold back the requests arriving meanwhile.
+  const auto config = in.write_config("unix:cs.sock", "  workers: 1\n  sessions_per_worker: 2\n",
+                                      "    reinitialize_after: 5\n");
+  in.hand_over();
+  const auto socket = in.dir.path() / "cs.sock";
+  CsProcess cs(config, in.logs.path());
+  REQUIRE_MESSAGE(cs.wait_ready(90s), cs.stderr_text());
+  const auto workers = cs.children();
+  REQUIRE(workers.size() == 1);
+
+  const Keks keks{in.kek_ns, in.kek_as};
+  constexpr std::size_t clients = 4;
+  constexpr std::size_t joins = 15;  // per client: 60 operations, 12 renewals
+  std::vector<std::string> problems(clients);
+  std::vector<std::thread> threads;
+  for (std::size_t c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      auto client = TestClient::unix_socket(socket);
+      for (std::size_t j = 0; j < joins; ++j) {
+        const auto nonce = static_cast<std::uint16_t>(c * 100 + j);
+        const bool v11 = j % 3 == 2;
+        const auto r = client.call(join_request(static_cast<std::uint64_t>(nonce) + 1, d,
+                                                v11 ? "1.1" : "1.0.2", nonce, 500u + nonce));
+        if (r.code() != v1::OK) {
+          problems[c] = "join " + std::to_string(j) + ": " + v1::Code_Name(r.code()) + ": " +
+                        r.message();
+          return;
+        }
+        if (!v11) {
+          try {
+            check_join_1_0(keks, d.app_key, r.join(), nonce, 500u + nonce);
+          } catch (const std::exception& e) {
+            problems[c] = e.what();
+          }
+        } else if (!r.join().has_f_nwk_s_int_key()) {
+          problems[c] = "a 1.1 join without FNwkSIntKey";
+        }
+      }
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  for (std::size_t c = 0; c < clients; ++c)
+    CHECK_MESSAGE(problems[c].empty(), "client " << c << ": " << problems[c]);
+
+  auto client = TestClient::unix_socket(socket);
+  auto stats = request(900);
+  stats.mutable_stats();
+  const auto answer = client.call(stats);
+  REQUIRE(answer.code() == v1::OK);
+  CHECK(answer.stats().token_reinitializations() == clients * joins / 5);
+  CHECK(cs.children() == workers);  // renewed in place, not restarted
+  const std::string log = cs.stderr_text();
+  CHECK(log.find("\"event\":\"token_reinitialized\"") != std::string::npos);
+  CHECK(log.find("token_reinitialize_failed") == std::string::npos);
+  CHECK(log.find("worker_died") == std::string::npos);
+
+  // After the renewals the token still holds its keys and answers as before.
+  const auto after = client.call(join_request(901, d, "1.0.2", 901, 902));
+  REQUIRE_MESSAGE(after.code() == v1::OK, after.message());
+  check_join_1_0(keks, d.app_key, after.join(), 901, 902);
+  cs.signal(SIGTERM);
+  CHECK(cs.wait_exit(60s) == 0);
+  CHECK_MESSAGE(sanitizer_clean(cs.stderr_text()), cs.stderr_text());
+}
