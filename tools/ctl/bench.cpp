@@ -1,15 +1,21 @@
 // lorakeepctl bench: the command. Runs, in order: provisioning (--provision), a warm-up, a
 // calibration (one connection, one join at a time: the appliance's own time per join
-// without queueing), the measured load, and the floor (--floor); then writes the report.
+// without queueing), the measured load, the floor (--floor), and rounds of a calibration
+// followed by a 1-process floor (--rounds), whose median ratio says what the appliance adds;
+// then writes the report.
 #include <openssl/rand.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <optional>
+#include <vector>
 
 #include "lorakeep_config.h"
 #include "tools/ctl/bench.hpp"
@@ -175,7 +181,8 @@ int run_bench(Context& ctx, const Options& o) {
                             {"warmup", o.warmup},
                             {"calibrate", o.calibrate},
                             {"floor", o.floor},
-                            {"floor_joins", o.floor_joins}};
+                            {"floor_joins", o.floor_joins},
+                            {"rounds", o.rounds}};
   report["options"] = options;
   const auto& appliance_config = ctx.appliance_config();
   report["appliance_config"] = {{"workers", appliance_config.workers},
@@ -195,10 +202,13 @@ int run_bench(Context& ctx, const Options& o) {
                        {"registry", must(registry.count_devices(), "counting devices")}};
 
   bool clean = true;
+  // One sequential phase through the service (set when there is a load target).
+  std::function<nlohmann::json(std::uint64_t)> calibrate;
+  std::optional<bench::Scheduler> scheduler_storage;
+  bench::LoadTarget target;
   if (o.joins > 0) {
     const auto url = nsim::Url::parse(o.url);
     if (!url) throw CtlError(Exit::usage, "--url: " + url.failure().message);
-    bench::LoadTarget target;
     target.population = &population;
     target.url = *url;
     target.net_id = *net_id;
@@ -219,38 +229,38 @@ int run_bench(Context& ctx, const Options& o) {
                   << " connections: a device may be joining twice at once\n";
       }
     }
-    auto& client = ctx.appliance(std::max<std::size_t>(2, o.provision_jobs));
-    bench::Scheduler scheduler(population, registry, random_seed());
+    auto* client = &ctx.appliance(std::max<std::size_t>(2, o.provision_jobs));
+    auto& scheduler = scheduler_storage.emplace(population, registry, random_seed());
 
     if (o.warmup > 0) {
       const auto items = scheduler.draw(o.warmup);
       const auto r = bench::run_phase(target, "warmup", items, o.connections, 0, 0);
       report["warmup"] = bench::phase_json(r, population, false);
     }
-    if (o.calibrate > 0) {
-      const auto items = scheduler.draw(o.calibrate);
-      const auto before = bench::appliance_stats(client);
+    calibrate = [&, client](std::uint64_t joins) {
+      const auto items = scheduler_storage->draw(joins);
+      const auto before = bench::appliance_stats(*client);
       const Observed x0 = Observed::now(o);
       const auto r = bench::run_phase(target, "calibration", items, 1, 0, 0);
       const Observed x1 = Observed::now(o);
-      const auto after = bench::appliance_stats(client);
-      report["calibration"] = bench::phase_json(r, population, false);
-      if (before && after)
-        report["calibration"]["appliance"] = bench::appliance_delta(*before, *after);
+      const auto after = bench::appliance_stats(*client);
+      nlohmann::json out = bench::phase_json(r, population, false);
+      if (before && after) out["appliance"] = bench::appliance_delta(*before, *after);
       if (o.cs_pid > 0) {
-        report["calibration"]["cs_cpu_us_per_join"] =
-            (x1.cs - x0.cs) * 1e6 / std::max(1.0, report["calibration"]["ok"].get<double>());
+        out["cs_cpu_us_per_join"] = (x1.cs - x0.cs) * 1e6 / std::max(1.0, out["ok"].get<double>());
       }
-      clean = clean && report["calibration"]["ok"] == report["calibration"]["requests"];
-    }
+      clean = clean && out["ok"] == out["requests"];
+      return out;
+    };
+    if (o.calibrate > 0) report["calibration"] = calibrate(o.calibrate);
     const auto items = scheduler.draw(o.joins);
     report["nonce_resets"] = scheduler.nonce_resets();
     const double load_before = bench::load_average();
-    const auto before = bench::appliance_stats(client);
+    const auto before = bench::appliance_stats(*client);
     const Observed x0 = Observed::now(o);
     const auto r = bench::run_phase(target, "load", items, o.connections, o.rate, o.app_s_key_req);
     const Observed x1 = Observed::now(o);
-    const auto after = bench::appliance_stats(client);
+    const auto after = bench::appliance_stats(*client);
     report["load"] = bench::phase_json(r, population, true);
     report["load"]["load_average_before"] = load_before;
     report["load"]["load_average_after"] = bench::load_average();
@@ -293,14 +303,57 @@ int run_bench(Context& ctx, const Options& o) {
 
     // What the service adds on top of the token.
     nlohmann::json cmp = nlohmann::json::object();
-    for (const std::string op : {"join_1_0", "join_1_1"}) {
-      const auto f = floor_us(floors[0], op);
-      if (report.contains("calibration") && report["calibration"].contains("appliance")) {
-        const auto a = appliance_us(report["calibration"]["appliance"], op);
-        if (a && f && *f > 0) {
-          cmp[op + "_appliance_us_sequential"] = *a;
-          cmp[op + "_floor_us"] = *f;
-          cmp[op + "_appliance_over_floor"] = *a / *f;
+    if (calibrate && o.calibrate > 0 && o.rounds > 0) {
+      // This machine's speed drifts by tens of per cent within minutes: each ratio compares
+      // a calibration with a floor measured right after it, and the median ratio is kept.
+      nlohmann::json rounds = nlohmann::json::array();
+      const std::uint64_t floor_joins = std::max<std::uint64_t>(200, o.floor_joins / o.rounds);
+      for (unsigned i = 0; i < o.rounds; ++i) {
+        nlohmann::json round = {{"calibration", calibrate(o.calibrate)}};
+        round["floor"] = bench::run_floor(ctx, o, population, keys, 1, floor_joins);
+        clean = clean && round["floor"]["errors"] == 0;
+        for (const std::string op : {"join_1_0", "join_1_1"}) {
+          const auto f = floor_us(round["floor"], op);
+          const auto a = round["calibration"].contains("appliance")
+                             ? appliance_us(round["calibration"]["appliance"], op)
+                             : std::nullopt;
+          if (a && f && *f > 0) round[op + "_appliance_over_floor"] = *a / *f;
+        }
+        rounds.push_back(std::move(round));
+      }
+      report["rounds"] = rounds;
+      for (const std::string op : {"join_1_0", "join_1_1"}) {
+        std::vector<double> ratios;
+        std::vector<double> appliance;
+        std::vector<double> floor;
+        for (const auto& round : rounds) {
+          if (!round.contains(op + "_appliance_over_floor")) continue;
+          ratios.push_back(round[op + "_appliance_over_floor"].get<double>());
+          appliance.push_back(*appliance_us(round["calibration"]["appliance"], op));
+          floor.push_back(*floor_us(round["floor"], op));
+        }
+        if (ratios.empty()) continue;
+        const auto median = [](std::vector<double> v) {
+          std::sort(v.begin(), v.end());
+          const std::size_t n = v.size();
+          return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+        };
+        cmp[op + "_appliance_us_sequential"] = median(appliance);
+        cmp[op + "_floor_us"] = median(floor);
+        cmp[op + "_appliance_over_floor"] = median(ratios);
+        cmp[op + "_appliance_over_floor_min"] = *std::min_element(ratios.begin(), ratios.end());
+        cmp[op + "_appliance_over_floor_max"] = *std::max_element(ratios.begin(), ratios.end());
+      }
+    } else {
+      for (const std::string op : {"join_1_0", "join_1_1"}) {
+        const auto f = floor_us(floors[0], op);
+        if (report.contains("calibration") && report["calibration"].contains("appliance")) {
+          const auto a = appliance_us(report["calibration"]["appliance"], op);
+          if (a && f && *f > 0) {
+            cmp[op + "_appliance_us_sequential"] = *a;
+            cmp[op + "_floor_us"] = *f;
+            cmp[op + "_appliance_over_floor"] = *a / *f;
+          }
         }
       }
     }
@@ -405,6 +458,12 @@ void register_bench(CLI::App& app, Context& ctx) {
   c->add_option("--floor-joins", o->floor_joins, "Joins per floor measurement");
   c->add_option("--floor-processes", o->floor_processes,
                 "Floor processes (default: 1, then appliance.workers)");
+  c->add_option("--rounds", o->rounds,
+                "With --floor and --calibrate: rounds of a calibration (--calibrate joins) "
+                "followed at once by a 1-process floor (--floor-joins / rounds joins), so "
+                "that the machine's drift hits both sides of each ratio alike; the median "
+                "ratio is reported (0: no rounds)")
+      ->check(CLI::Range(0, 100));
   c->add_option("--cs-pid", o->cs_pid, "lorakeep-cs's master pid: its CPU time per join");
   c->add_option("--js-pid", o->js_pid, "lorakeep-js's pid: its CPU time per join");
   c->add_option("--out", o->out, "Write the report (JSON) here");

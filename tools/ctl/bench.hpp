@@ -61,6 +61,7 @@ struct Options {
   bool floor = false;
   std::uint64_t floor_joins = 4000;
   unsigned floor_processes = 0;  // 0: appliance.workers
+  unsigned rounds = 5;  // appliance-vs-floor rounds (calibration, then 1-process floor)
   // Observation and output.
   int cs_pid = 0;
   int js_pid = 0;
@@ -201,6 +202,7 @@ struct ApplianceSnapshot {
   std::uint64_t pkcs11_calls_total = 0;
   std::uint32_t sessions_capacity = 0;
   std::uint64_t session_timeouts = 0;
+  std::uint64_t token_reinitializations = 0;
 };
 
 /// A StatsOp through the appliance client; nullopt (and a warning) when it fails.

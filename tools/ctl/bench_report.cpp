@@ -226,6 +226,18 @@ void print_summary(const nlohmann::json& report) {
       }
     }
   }
+  if (report.contains("rounds")) {
+    for (const std::string op : {"join_1_0", "join_1_1"}) {
+      std::string line;
+      for (const auto& round : report["rounds"]) {
+        if (!round.contains(op + "_appliance_over_floor")) continue;
+        line += " " + fixed(round[op + "_appliance_over_floor"].get<double>(), 2);
+      }
+      if (!line.empty()) {
+        std::cout << "  " << op << " appliance ÷ floor, round by round:" << line << "\n";
+      }
+    }
+  }
   if (report.contains("service_vs_floor")) {
     const auto& r = report["service_vs_floor"];
     for (const auto& [k, v] : r.items()) {

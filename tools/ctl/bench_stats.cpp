@@ -98,6 +98,7 @@ std::optional<ApplianceSnapshot> appliance_stats(host::ApplianceClient& client) 
   out.pkcs11_calls_total = s.pkcs11_calls_total();
   out.sessions_capacity = s.sessions_capacity();
   out.session_timeouts = s.session_timeouts();
+  out.token_reinitializations = s.token_reinitializations();
   return out;
 }
 
@@ -129,6 +130,8 @@ nlohmann::json appliance_delta(const ApplianceSnapshot& before, const ApplianceS
           {"other_results", other},
           {"pkcs11_calls", after.pkcs11_calls_total - before.pkcs11_calls_total},
           {"session_timeouts", after.session_timeouts - before.session_timeouts},
+          {"token_reinitializations",
+           after.token_reinitializations - before.token_reinitializations},
           {"sessions_capacity", after.sessions_capacity}};
 }
 
