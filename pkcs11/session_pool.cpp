@@ -111,13 +111,20 @@ bool SessionPool::renew(const std::function<void()>& between) {
     {
       const std::lock_guard lock(mutex_);
       renewing_ = false;
-      slot_.reset();
     }
     available_.notify_all();
   };
   try {
     closing.clear();  // C_CloseSession each, before the module is finalized
     between();
+    // Logged in now, while the caller may still hold off other processes (see renew's
+    // callers), rather than at some later acquire.
+    std::vector<std::unique_ptr<Session>> opened;
+    for (std::size_t i = 0; i < capacity_; ++i)
+      opened.push_back(open_session());
+    const std::lock_guard lock(mutex_);
+    for (auto& s : opened)
+      idle_.push_back(std::move(s));
   } catch (...) {
     resume();
     throw;

@@ -77,10 +77,11 @@ class SessionPool {
   [[nodiscard]] Lease acquire(std::chrono::milliseconds timeout);
 
   /// Holds back new acquires, waits until every lease is given back, closes every session,
-  /// runs `between` (e.g. Module::reinitialize) and lets acquires go on; sessions then open
-  /// afresh. A call made while another is under way returns at once (false). Acquires
-  /// waiting meanwhile keep their own timeouts. An exception from `between` is rethrown
-  /// after acquires are let go (they will then fail to open sessions, as for a lost token).
+  /// runs `between` (e.g. Module::reinitialize), opens and logs in the sessions again and
+  /// lets acquires go on. A call made while another is under way returns at once (false).
+  /// Acquires waiting meanwhile keep their own timeouts. An exception from `between` or
+  /// from opening is rethrown after acquires are let go (the sessions not opened then open
+  /// on later acquires, as after a lost token).
   bool renew(const std::function<void()>& between);
 
   [[nodiscard]] PoolStats stats() const;

@@ -57,7 +57,7 @@ struct Pkcs11Config {
   /// sessions, keys looked up again) after this many token operations; 0: never. SoftHSMv2
   /// keeps every session object it ever destroyed until C_Finalize (about 2 KB per join)
   /// and slows down as they pile up; a hardware HSM frees them, and can use 0.
-  std::uint64_t reinitialize_after = 20'000;
+  std::uint64_t reinitialize_after = 2'000;
 };
 
 struct Config {

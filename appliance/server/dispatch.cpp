@@ -242,6 +242,7 @@ void Dispatcher::count_operation() noexcept {
 bool Dispatcher::reinitialize_token() noexcept {
   if (!ctx_.reinitialize_module) return false;
   const auto start = Clock::now();
+  const TokenLock lock(ctx_.stats, std::chrono::seconds(5));
   try {
     const bool done = ctx_.pool.renew([this] {
       // The session copies of the long-lived keys go with their sessions.

@@ -1,10 +1,14 @@
 #include "appliance/server/stats.hpp"
 
 #include <sys/mman.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include <cerrno>
 #include <new>
 #include <system_error>
+#include <thread>
 
 namespace lorakeep::appliance::server {
 
@@ -70,6 +74,27 @@ void SharedStats::connection_refused() noexcept {
 
 void SharedStats::token_reinitialized() noexcept {
   shared_->token_reinitializations.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool SharedStats::lock_token(std::chrono::milliseconds timeout) noexcept {
+  const auto self = static_cast<std::int32_t>(::getpid());
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    std::int32_t holder = 0;
+    if (shared_->token_lock_holder.compare_exchange_strong(holder, self)) return true;
+    // A worker killed while holding it: take it over.
+    if (holder != self && ::kill(holder, 0) != 0 && errno == ESRCH &&
+        shared_->token_lock_holder.compare_exchange_strong(holder, self)) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+void SharedStats::unlock_token() noexcept {
+  std::int32_t self = static_cast<std::int32_t>(::getpid());
+  shared_->token_lock_holder.compare_exchange_strong(self, 0);
 }
 
 WorkerGauges& SharedStats::worker(std::size_t index) noexcept {

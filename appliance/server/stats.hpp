@@ -56,6 +56,13 @@ class SharedStats {
               const pkcs11::CallCounts& calls) noexcept;
   void connection_refused() noexcept;
   void token_reinitialized() noexcept;
+
+  /// One worker at a time may (re)initialize the module and log in: SoftHSMv2 rewrites its
+  /// token files at C_Login while another process's C_Initialize reads them, and that
+  /// process then sees no token. Waits up to `timeout`; a holder that died is overruled.
+  /// False when the time ran out (the caller goes on regardless: a retry follows).
+  bool lock_token(std::chrono::milliseconds timeout) noexcept;
+  void unlock_token() noexcept;
   /// Worker `index` (< max_workers).
   [[nodiscard]] WorkerGauges& worker(std::size_t index) noexcept;
   /// Before a new worker takes over slot `index`: its pool counters move to the totals.
@@ -79,15 +86,35 @@ class SharedStats {
     std::atomic<std::uint64_t> pkcs11_calls_total{0};
     std::atomic<std::uint64_t> connections_refused{0};
     std::atomic<std::uint64_t> token_reinitializations{0};
+    std::atomic<std::int32_t> token_lock_holder{0};  // pid, 0: free
     std::atomic<std::uint64_t> retired_sessions_replaced{0};
     std::atomic<std::uint64_t> retired_session_timeouts{0};
     std::array<WorkerGauges, max_workers> workers;
   };
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free &&
-                    std::atomic<std::int64_t>::is_always_lock_free,
+                    std::atomic<std::int64_t>::is_always_lock_free &&
+                    std::atomic<std::int32_t>::is_always_lock_free,
                 "counters shared between processes must be lock-free");
 
   Shared* shared_ = nullptr;
+};
+
+/// SharedStats::lock_token for a scope; release() ends it early.
+class TokenLock {
+ public:
+  TokenLock(SharedStats& stats, std::chrono::milliseconds timeout) noexcept
+      : stats_(stats), held_(stats.lock_token(timeout)) {}
+  ~TokenLock() { release(); }
+  TokenLock(const TokenLock&) = delete;
+  TokenLock& operator=(const TokenLock&) = delete;
+  void release() noexcept {
+    if (held_) stats_.unlock_token();
+    held_ = false;
+  }
+
+ private:
+  SharedStats& stats_;
+  bool held_;
 };
 
 }  // namespace lorakeep::appliance::server

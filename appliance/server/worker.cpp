@@ -7,6 +7,7 @@
 #include <csignal>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "appliance/join.hpp"
 #include "appliance/server/hardening.hpp"
@@ -86,6 +87,8 @@ int run_worker(const WorkerPlan& plan) noexcept {
     const int signals = stop_signals();
     if (signals < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
 
+    // Initialized and logged in while no other worker does the same (SharedStats::lock_token).
+    TokenLock token_lock(plan.stats, std::chrono::seconds(10));
     pkcs11::Module module(module_options(config));
     pkcs11::SessionPool pool(module, config.pkcs11.token, plan.secrets.pin.clone(),
                              config.sessions_per_worker);
@@ -103,6 +106,7 @@ int run_worker(const WorkerPlan& plan) noexcept {
       info.token_model = token.model;
       info.token_manufacturer = token.manufacturer;
     }
+    token_lock.release();
     info.self_test_passed = true;
     info.workers = config.workers;
     info.sessions_per_worker = config.sessions_per_worker;
@@ -117,7 +121,20 @@ int run_worker(const WorkerPlan& plan) noexcept {
                             info,
                             config.request_deadline,
                             config.pkcs11.reinitialize_after,
-                            [&module] { module.reinitialize(); }};
+                            [&module, &config] {
+                              // Another process rewriting the token's files can hide it
+                              // from C_Initialize (SoftHSMv2): look, and try again.
+                              for (int attempt = 1;; ++attempt) {
+                                module.reinitialize();
+                                try {
+                                  (void)module.find_token(config.pkcs11.token);
+                                  return;
+                                } catch (const pkcs11::Error&) {
+                                  if (attempt == 5) throw;
+                                }
+                                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                              }
+                            }};
     Dispatcher dispatcher(std::move(context));
     ServerSettings settings;
     settings.connection.idle_timeout = config.idle_timeout;

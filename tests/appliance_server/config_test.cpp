@@ -163,7 +163,7 @@ TEST_CASE("defaults, the slot selector and a Unix socket relative to the file") 
   CHECK_FALSE(c.require_memory_lock);
   CHECK(c.pkcs11.allowed_mechanisms);
   CHECK(key_policy(c).allowed_mechanisms);
-  CHECK(c.pkcs11.reinitialize_after == 20'000);
+  CHECK(c.pkcs11.reinitialize_after == 2'000);
 }
 
 TEST_CASE("wrong values are refused with the key and what it expects") {

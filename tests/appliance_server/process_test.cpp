@@ -174,20 +174,21 @@ TEST_CASE("lorakeep-cs serves over its Unix socket, hardened, and stops cleanly 
 TEST_CASE("a worker renews its PKCS#11 module every reinitialize_after operations, failing nothing") {
   Installation in;
   const Device d = device(in);
-  // One worker with two sessions, four clients at once: the renewal has to wait for leases
-  // held by other threads and hold back the requests arriving meanwhile.
-  const auto config = in.write_config("unix:cs.sock", "  workers: 1\n  sessions_per_worker: 2\n",
+  // Two workers with two sessions each, four clients at once: a renewal has to wait for
+  // leases held by other threads, hold back the requests arriving meanwhile, and not meet
+  // the other worker's renewal inside SoftHSM (which then hides the token from one of them).
+  const auto config = in.write_config("unix:cs.sock", "  workers: 2\n  sessions_per_worker: 2\n",
                                       "    reinitialize_after: 5\n");
   in.hand_over();
   const auto socket = in.dir.path() / "cs.sock";
   CsProcess cs(config, in.logs.path());
   REQUIRE_MESSAGE(cs.wait_ready(90s), cs.stderr_text());
   const auto workers = cs.children();
-  REQUIRE(workers.size() == 1);
+  REQUIRE(workers.size() == 2);
 
   const Keks keks{in.kek_ns, in.kek_as};
   constexpr std::size_t clients = 4;
-  constexpr std::size_t joins = 15;  // per client: 60 operations, 12 renewals
+  constexpr std::size_t joins = 30;  // per client; each worker gets a multiple of 30
   std::vector<std::string> problems(clients);
   std::vector<std::thread> threads;
   for (std::size_t c = 0; c < clients; ++c) {

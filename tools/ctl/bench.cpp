@@ -1,8 +1,8 @@
 // lorakeepctl bench: the command. Runs, in order: provisioning (--provision), a warm-up, a
 // calibration (one connection, one join at a time: the appliance's own time per join
-// without queueing), the measured load, the floor (--floor), and rounds of a calibration
-// followed by a 1-process floor (--rounds), whose median ratio says what the appliance adds;
-// then writes the report.
+// without queueing), rounds of a calibration followed by a 1-process floor (--rounds, with
+// --floor), whose median ratio says what the appliance adds, the measured load, and the
+// floor (--floor: 1 process, then appliance.workers); then writes the report.
 #include <openssl/rand.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -206,6 +206,52 @@ int run_bench(Context& ctx, const Options& o) {
   std::function<nlohmann::json(std::uint64_t)> calibrate;
   std::optional<bench::Scheduler> scheduler_storage;
   bench::LoadTarget target;
+
+  // Rounds of a calibration and a 1-process floor back to back (see --rounds).
+  nlohmann::json rounds = nlohmann::json::array();
+  const auto run_rounds = [&] {
+    const nsim::KeyExpectations keys = expectations(ctx, o, *net_id);
+    const std::uint64_t floor_joins = std::max<std::uint64_t>(200, o.floor_joins / o.rounds);
+    for (unsigned i = 0; i < o.rounds; ++i) {
+      nlohmann::json round = {{"calibration", calibrate(o.calibrate)}};
+      round["floor"] = bench::run_floor(ctx, o, population, keys, 1, floor_joins);
+      clean = clean && round["floor"]["errors"] == 0;
+      for (const std::string op : {"join_1_0", "join_1_1"}) {
+        const auto f = floor_us(round["floor"], op);
+        const auto a = round["calibration"].contains("appliance")
+                           ? appliance_us(round["calibration"]["appliance"], op)
+                           : std::nullopt;
+        if (a && f && *f > 0) round[op + "_appliance_over_floor"] = *a / *f;
+      }
+      rounds.push_back(std::move(round));
+    }
+    report["rounds"] = rounds;
+  };
+  // The median ratio of the rounds, with the medians of both sides.
+  const auto summarize_rounds = [&](nlohmann::json& cmp) {
+    for (const std::string op : {"join_1_0", "join_1_1"}) {
+      std::vector<double> ratios;
+      std::vector<double> appliance;
+      std::vector<double> floor;
+      for (const auto& round : rounds) {
+        if (!round.contains(op + "_appliance_over_floor")) continue;
+        ratios.push_back(round[op + "_appliance_over_floor"].get<double>());
+        appliance.push_back(*appliance_us(round["calibration"]["appliance"], op));
+        floor.push_back(*floor_us(round["floor"], op));
+      }
+      if (ratios.empty()) continue;
+      const auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        const std::size_t n = v.size();
+        return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+      };
+      cmp[op + "_appliance_us_sequential"] = median(appliance);
+      cmp[op + "_floor_us"] = median(floor);
+      cmp[op + "_appliance_over_floor"] = median(ratios);
+      cmp[op + "_appliance_over_floor_min"] = *std::min_element(ratios.begin(), ratios.end());
+      cmp[op + "_appliance_over_floor_max"] = *std::max_element(ratios.begin(), ratios.end());
+    }
+  };
   if (o.joins > 0) {
     const auto url = nsim::Url::parse(o.url);
     if (!url) throw CtlError(Exit::usage, "--url: " + url.failure().message);
@@ -253,6 +299,8 @@ int run_bench(Context& ctx, const Options& o) {
       return out;
     };
     if (o.calibrate > 0) report["calibration"] = calibrate(o.calibrate);
+    // Before the load, on workers as fresh as pkcs11.reinitialize_after keeps them.
+    if (o.floor && o.calibrate > 0 && o.rounds > 0) run_rounds();
     const auto items = scheduler.draw(o.joins);
     report["nonce_resets"] = scheduler.nonce_resets();
     const double load_before = bench::load_average();
@@ -303,47 +351,8 @@ int run_bench(Context& ctx, const Options& o) {
 
     // What the service adds on top of the token.
     nlohmann::json cmp = nlohmann::json::object();
-    if (calibrate && o.calibrate > 0 && o.rounds > 0) {
-      // This machine's speed drifts by tens of per cent within minutes: each ratio compares
-      // a calibration with a floor measured right after it, and the median ratio is kept.
-      nlohmann::json rounds = nlohmann::json::array();
-      const std::uint64_t floor_joins = std::max<std::uint64_t>(200, o.floor_joins / o.rounds);
-      for (unsigned i = 0; i < o.rounds; ++i) {
-        nlohmann::json round = {{"calibration", calibrate(o.calibrate)}};
-        round["floor"] = bench::run_floor(ctx, o, population, keys, 1, floor_joins);
-        clean = clean && round["floor"]["errors"] == 0;
-        for (const std::string op : {"join_1_0", "join_1_1"}) {
-          const auto f = floor_us(round["floor"], op);
-          const auto a = round["calibration"].contains("appliance")
-                             ? appliance_us(round["calibration"]["appliance"], op)
-                             : std::nullopt;
-          if (a && f && *f > 0) round[op + "_appliance_over_floor"] = *a / *f;
-        }
-        rounds.push_back(std::move(round));
-      }
-      report["rounds"] = rounds;
-      for (const std::string op : {"join_1_0", "join_1_1"}) {
-        std::vector<double> ratios;
-        std::vector<double> appliance;
-        std::vector<double> floor;
-        for (const auto& round : rounds) {
-          if (!round.contains(op + "_appliance_over_floor")) continue;
-          ratios.push_back(round[op + "_appliance_over_floor"].get<double>());
-          appliance.push_back(*appliance_us(round["calibration"]["appliance"], op));
-          floor.push_back(*floor_us(round["floor"], op));
-        }
-        if (ratios.empty()) continue;
-        const auto median = [](std::vector<double> v) {
-          std::sort(v.begin(), v.end());
-          const std::size_t n = v.size();
-          return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-        };
-        cmp[op + "_appliance_us_sequential"] = median(appliance);
-        cmp[op + "_floor_us"] = median(floor);
-        cmp[op + "_appliance_over_floor"] = median(ratios);
-        cmp[op + "_appliance_over_floor_min"] = *std::min_element(ratios.begin(), ratios.end());
-        cmp[op + "_appliance_over_floor_max"] = *std::max_element(ratios.begin(), ratios.end());
-      }
+    if (report.contains("rounds")) {
+      summarize_rounds(cmp);
     } else {
       for (const std::string op : {"join_1_0", "join_1_1"}) {
         const auto f = floor_us(floors[0], op);
@@ -460,9 +469,9 @@ void register_bench(CLI::App& app, Context& ctx) {
                 "Floor processes (default: 1, then appliance.workers)");
   c->add_option("--rounds", o->rounds,
                 "With --floor and --calibrate: rounds of a calibration (--calibrate joins) "
-                "followed at once by a 1-process floor (--floor-joins / rounds joins), so "
-                "that the machine's drift hits both sides of each ratio alike; the median "
-                "ratio is reported (0: no rounds)")
+                "followed at once by a 1-process floor (--floor-joins / rounds joins), run "
+                "after the warm-up, so that the machine's drift hits both sides of each ratio "
+                "alike; the median ratio is reported (0: no rounds)")
       ->check(CLI::Range(0, 100));
   c->add_option("--cs-pid", o->cs_pid, "lorakeep-cs's master pid: its CPU time per join");
   c->add_option("--js-pid", o->js_pid, "lorakeep-js's pid: its CPU time per join");
