@@ -60,6 +60,7 @@ struct Dispatcher::Call {
   Clock::time_point deadline;
   Operation op = Operation::invalid;
   pkcs11::CallCounts calls{};
+  std::chrono::microseconds token_time{0};  // in the operation, on the session
   std::optional<AuditRecord> audit;  // set for operations that use keys
 
   void answer(v1::Code code, std::string message) {
@@ -164,7 +165,7 @@ std::vector<std::uint8_t> Dispatcher::handle(std::span<std::uint8_t> payload, st
 
     const auto latency =
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - received);
-    ctx_.stats.record(call.op, call.response.code(), latency, call.calls);
+    ctx_.stats.record(call.op, call.response.code(), latency, call.token_time, call.calls);
     if (call.audit) {
       call.audit->operation = std::string(operation_name(call.op));
       call.audit->caller = call.request.caller();
@@ -293,11 +294,13 @@ void Dispatcher::with_session(Call& call, Op&& op) {
   publish_pool();
   const pkcs11::CallCounts before = (*lease)->call_counts();
   Result<Ok> result = Ok{};
+  const auto started = Clock::now();
   try {
     result = op(**lease);
   } catch (const pkcs11::Error& e) {
     result = token_failure(e, std::string(operation_name(call.op)));
   }
+  call.token_time = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
   call.calls = (*lease)->call_counts() - before;
   lease.reset();
   publish_pool();

@@ -51,6 +51,7 @@ SharedStats::~SharedStats() {
 }
 
 void SharedStats::record(Operation op, v1::Code code, std::chrono::microseconds latency,
+                         std::chrono::microseconds token,
                          const pkcs11::CallCounts& calls) noexcept {
   const auto o = static_cast<std::size_t>(op);
   const auto c = static_cast<std::size_t>(code);
@@ -59,6 +60,8 @@ void SharedStats::record(Operation op, v1::Code code, std::chrono::microseconds 
   Cell& cell = shared_->cells[o][c];
   cell.count.fetch_add(1, std::memory_order_relaxed);
   cell.latency_us_sum.fetch_add(us, std::memory_order_relaxed);
+  cell.token_us_sum.fetch_add(static_cast<std::uint64_t>(token.count() < 0 ? 0 : token.count()),
+                              std::memory_order_relaxed);
   cell.pkcs11_calls.fetch_add(calls.total(), std::memory_order_relaxed);
   cell.pkcs11_crypto_calls.fetch_add(calls.crypto(), std::memory_order_relaxed);
   shared_->pkcs11_calls_total.fetch_add(calls.total(), std::memory_order_relaxed);
@@ -123,6 +126,7 @@ void SharedStats::fill(v1::StatsResult& out, std::uint32_t capacity) const {
       s->set_result(v1::Code_Name(static_cast<v1::Code>(c)));
       s->set_count(count);
       s->set_latency_us_sum(cell.latency_us_sum.load(relaxed));
+      s->set_token_us_sum(cell.token_us_sum.load(relaxed));
       s->set_pkcs11_calls(cell.pkcs11_calls.load(relaxed));
       s->set_pkcs11_crypto_calls(cell.pkcs11_crypto_calls.load(relaxed));
     }

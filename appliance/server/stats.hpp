@@ -52,8 +52,9 @@ class SharedStats {
   SharedStats(const SharedStats&) = delete;
   SharedStats& operator=(const SharedStats&) = delete;
 
+  /// `token`: the part of `latency` spent on the PKCS#11 session.
   void record(Operation op, crypto::v1::Code code, std::chrono::microseconds latency,
-              const pkcs11::CallCounts& calls) noexcept;
+              std::chrono::microseconds token, const pkcs11::CallCounts& calls) noexcept;
   void connection_refused() noexcept;
   void token_reinitialized() noexcept;
 
@@ -75,6 +76,7 @@ class SharedStats {
   struct Cell {
     std::atomic<std::uint64_t> count{0};
     std::atomic<std::uint64_t> latency_us_sum{0};
+    std::atomic<std::uint64_t> token_us_sum{0};
     std::atomic<std::uint64_t> pkcs11_calls{0};
     std::atomic<std::uint64_t> pkcs11_crypto_calls{0};
   };

@@ -180,6 +180,9 @@ TEST_CASE("info and stats") {
       found_ok = true;
       CHECK(op.count() == 3);
       CHECK(op.latency_us_sum() > 0);
+      // The token's part of the latency: some, never more than the whole.
+      CHECK(op.token_us_sum() > 0);
+      CHECK(op.token_us_sum() <= op.latency_us_sum());
       CHECK(op.pkcs11_crypto_calls() > 0);
       CHECK(op.pkcs11_calls() >= op.pkcs11_crypto_calls());
     }
@@ -187,6 +190,7 @@ TEST_CASE("info and stats") {
       found_malformed = true;
       CHECK(op.count() == 1);
       CHECK(op.pkcs11_calls() == 0);
+      CHECK(op.token_us_sum() == 0);  // refused before it reached the token
     }
   }
   CHECK(found_ok);

@@ -75,12 +75,13 @@ TEST_CASE("statistics are shared with forked processes") {
   pkcs11::CallCounts calls{};
   calls.by_fn[static_cast<std::size_t>(pkcs11::Fn::Sign)] = 2;
   calls.by_fn[static_cast<std::size_t>(pkcs11::Fn::FindObjects)] = 1;
-  stats.record(Operation::join_1_0, crypto::v1::OK, std::chrono::microseconds(300), calls);
+  stats.record(Operation::join_1_0, crypto::v1::OK, std::chrono::microseconds(300),
+               std::chrono::microseconds(250), calls);
   const pid_t pid = ::fork();
   if (pid == 0) {
     for (int i = 0; i < 1000; ++i) {
       stats.record(Operation::rejoin, crypto::v1::MIC_FAILED, std::chrono::microseconds(3'000'000),
-                   calls);
+                   std::chrono::microseconds(1'000), calls);
     }
     stats.connection_refused();
     stats.worker(1).connections_open.fetch_add(2);
@@ -96,11 +97,13 @@ TEST_CASE("statistics are shared with forked processes") {
       CHECK(op.result() == "MIC_FAILED");
       CHECK(op.count() == 1000);
       CHECK(op.latency_us_sum() == 3'000'000'000ULL);
+      CHECK(op.token_us_sum() == 1'000'000);
       CHECK(op.pkcs11_calls() == 3000);
       CHECK(op.pkcs11_crypto_calls() == 2000);
     } else {
       CHECK(op.operation() == "join_1_0");
       CHECK(op.count() == 1);
+      CHECK(op.token_us_sum() == 250);
     }
   }
   CHECK(out.pkcs11_calls_total() == 3003);

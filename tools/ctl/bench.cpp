@@ -115,6 +115,13 @@ std::optional<double> appliance_us(const nlohmann::json& delta, const std::strin
   return ops[op]["latency_us_per_op"].get<double>();
 }
 
+/// The token's part of the appliance time per join, from a stats delta.
+std::optional<double> token_us(const nlohmann::json& delta, const std::string& op) {
+  const auto& ops = delta["ok_operations"];
+  if (!ops.contains(op) || !ops[op].contains("token_us_per_op")) return std::nullopt;
+  return ops[op]["token_us_per_op"].get<double>();
+}
+
 /// The floor's time per join for the versions behind one appliance operation.
 std::optional<double> floor_us(const nlohmann::json& floor, const std::string& op) {
   double sum = 0;
@@ -232,11 +239,13 @@ int run_bench(Context& ctx, const Options& o) {
     for (const std::string op : {"join_1_0", "join_1_1"}) {
       std::vector<double> ratios;
       std::vector<double> appliance;
+      std::vector<double> token;
       std::vector<double> floor;
       for (const auto& round : rounds) {
         if (!round.contains(op + "_appliance_over_floor")) continue;
         ratios.push_back(round[op + "_appliance_over_floor"].get<double>());
         appliance.push_back(*appliance_us(round["calibration"]["appliance"], op));
+        token.push_back(token_us(round["calibration"]["appliance"], op).value_or(0));
         floor.push_back(*floor_us(round["floor"], op));
       }
       if (ratios.empty()) continue;
@@ -246,6 +255,11 @@ int run_bench(Context& ctx, const Options& o) {
         return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
       };
       cmp[op + "_appliance_us_sequential"] = median(appliance);
+      // Where the appliance time goes: on the token (the same join as the floor's, but in a
+      // serving process) and the appliance's own (framing, protobuf, checks, dispatch).
+      cmp[op + "_token_us_sequential"] = median(token);
+      cmp[op + "_appliance_own_us_sequential"] = median(appliance) - median(token);
+      cmp[op + "_token_in_service_over_floor"] = median(token) / median(floor);
       cmp[op + "_floor_us"] = median(floor);
       cmp[op + "_appliance_over_floor"] = median(ratios);
       cmp[op + "_appliance_over_floor_min"] = *std::min_element(ratios.begin(), ratios.end());

@@ -193,6 +193,7 @@ PhaseResult run_phase(const LoadTarget& target, const std::string& name,
 struct OpStats {
   std::uint64_t count = 0;
   std::uint64_t latency_us_sum = 0;
+  std::uint64_t token_us_sum = 0;
   std::uint64_t pkcs11_calls = 0;
   std::uint64_t crypto_calls = 0;
 };

@@ -92,6 +92,7 @@ std::optional<ApplianceSnapshot> appliance_stats(host::ApplianceClient& client) 
     auto& o = out.ops[op.operation()][op.result()];
     o.count += op.count();
     o.latency_us_sum += op.latency_us_sum();
+    o.token_us_sum += op.token_us_sum();
     o.pkcs11_calls += op.pkcs11_calls();
     o.crypto_calls += op.pkcs11_crypto_calls();
   }
@@ -122,6 +123,7 @@ nlohmann::json appliance_delta(const ApplianceSnapshot& before, const ApplianceS
       };
       ops[op] = {{"count", n},
                  {"latency_us_per_op", per(a.latency_us_sum, b.latency_us_sum)},
+                 {"token_us_per_op", per(a.token_us_sum, b.token_us_sum)},
                  {"pkcs11_calls_per_op", per(a.pkcs11_calls, b.pkcs11_calls)},
                  {"crypto_calls_per_op", per(a.crypto_calls, b.crypto_calls)}};
     }
