@@ -46,6 +46,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import test_token  # noqa: E402 - tests/support, found through the path set just above
+from checks import Checks  # noqa: E402 - idem
 
 READY = re.compile(r"^lorakeep-cs ready on (\S+)$")
 CASES_LINE = re.compile(r"^CASES: (\d+) passed, (\d+) failed$", re.M)
@@ -90,26 +91,6 @@ INFO_OP = pb_bytes(14, b"")
 # --------------------------------------------------------------------------
 # Harness
 # --------------------------------------------------------------------------
-
-class Checks:
-    def __init__(self, verbose=False):
-        self.passed = 0
-        self.failed = 0
-        self.verbose = verbose
-        self.on_failure = None  # prints server stderr once
-
-    def record(self, name: str, ok: bool, detail: str = ""):
-        if ok:
-            self.passed += 1
-            print(f"ok   {name}" + (f"  [{detail}]" if self.verbose and detail else ""))
-        else:
-            self.failed += 1
-            print(f"FAIL {name}: {detail}")
-            if self.on_failure:
-                self.on_failure()
-        sys.stdout.flush()
-        return ok
-
 
 class Server:
     """One lorakeep-cs process on a prepared token."""

@@ -20,28 +20,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import Checks  # noqa: E402,F401  (shared tally; harness.Checks for callers)
+
 READY = re.compile(r"^lorakeep-cs ready on (\S+)$")
 TOKEN_LABEL = "lorakeep-ctl-test"
-
-
-class Checks:
-    def __init__(self, verbose=False):
-        self.passed = 0
-        self.failed = 0
-        self.verbose = verbose
-        self.on_failure = None
-
-    def record(self, name: str, ok: bool, detail: str = "") -> bool:
-        if ok:
-            self.passed += 1
-            print(f"ok   {name}" + (f"  [{detail}]" if self.verbose and detail else ""))
-        else:
-            self.failed += 1
-            print(f"FAIL {name}: {detail}")
-            if self.on_failure:
-                self.on_failure()
-        sys.stdout.flush()
-        return ok
 
 
 def write_secret(path: str, data: bytes, mode: int = 0o600):

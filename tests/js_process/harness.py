@@ -16,6 +16,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import Checks  # noqa: E402,F401  (shared tally; harness.Checks for callers)
+
 import lorawan_ref as ref
 import pki
 import test_token
@@ -29,23 +32,6 @@ JOIN_EUI = "70B3D57ED0000000"
 KEKS = ("ns-a-kek", "ns-b-kek", "as-kek", "as-other-kek")
 
 READY = re.compile(r"^lorakeep-(cs|js) ready on (\S+)")
-
-
-class Checks:
-    def __init__(self, verbose=False):
-        self.passed = 0
-        self.failed = 0
-        self.verbose = verbose
-
-    def record(self, name: str, ok: bool, detail: str = "") -> bool:
-        if ok:
-            self.passed += 1
-            print(f"ok   {name}" + (f"  [{detail}]" if self.verbose and detail else ""))
-        else:
-            self.failed += 1
-            print(f"FAIL {name}: {detail}")
-        sys.stdout.flush()
-        return ok
 
 
 def write_secret(path: str, data: bytes):
