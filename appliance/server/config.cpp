@@ -119,10 +119,10 @@ bool valid_env_name(std::string_view name) {
 
 void read_pkcs11(const Reader& r, const YAML::Node& node, Pkcs11Config& out) {
   const std::string key = "appliance.pkcs11";
-  const auto entries = r.mapping(node, key,
-                                 {"module", "init_args", "token_label", "token_serial", "slot",
-                                  "pin_file", "environment", "allowed_mechanisms",
-                                  "reinitialize_after"});
+  const auto entries =
+      r.mapping(node, key,
+                {"module", "init_args", "token_label", "token_serial", "slot", "pin_file",
+                 "environment", "allowed_mechanisms", "reinitialize_after"});
   const auto at = [&](const char* name) -> const YAML::Node* {
     const auto it = entries.find(name);
     return it == entries.end() ? nullptr : &it->second;

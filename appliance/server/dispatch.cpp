@@ -61,7 +61,7 @@ struct Dispatcher::Call {
   Operation op = Operation::invalid;
   pkcs11::CallCounts calls{};
   std::chrono::microseconds token_time{0};  // in the operation, on the session
-  std::optional<AuditRecord> audit;  // set for operations that use keys
+  std::optional<AuditRecord> audit;         // set for operations that use keys
 
   void answer(v1::Code code, std::string message) {
     response.set_code(code);
@@ -262,8 +262,8 @@ bool Dispatcher::reinitialize_token() noexcept {
   log_info("token_reinitialized",
            {{"worker", ctx_.worker_slot},
             {"operations", operations_.load(std::memory_order_relaxed)},
-            {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)
-                       .count()}});
+            {"ms",
+             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()}});
   return true;
 }
 

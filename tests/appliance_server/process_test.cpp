@@ -171,7 +171,8 @@ TEST_CASE("lorakeep-cs serves over its Unix socket, hardened, and stops cleanly 
   CHECK(cs.stderr_text().find(std::string(pin.begin(), pin.end())) == std::string::npos);
 }
 
-TEST_CASE("a worker renews its PKCS#11 module every reinitialize_after operations, failing nothing") {
+TEST_CASE(
+    "a worker renews its PKCS#11 module every reinitialize_after operations, failing nothing") {
   Installation in;
   const Device d = device(in);
   // Two workers with two sessions each, four clients at once: a renewal has to wait for
@@ -200,8 +201,8 @@ TEST_CASE("a worker renews its PKCS#11 module every reinitialize_after operation
         const auto r = client.call(join_request(static_cast<std::uint64_t>(nonce) + 1, d,
                                                 v11 ? "1.1" : "1.0.2", nonce, 500u + nonce));
         if (r.code() != v1::OK) {
-          problems[c] = "join " + std::to_string(j) + ": " + v1::Code_Name(r.code()) + ": " +
-                        r.message();
+          problems[c] =
+              "join " + std::to_string(j) + ": " + v1::Code_Name(r.code()) + ": " + r.message();
           return;
         }
         if (!v11) {

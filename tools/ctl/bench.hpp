@@ -61,7 +61,7 @@ struct Options {
   bool floor = false;
   std::uint64_t floor_joins = 4000;
   unsigned floor_processes = 0;  // 0: appliance.workers
-  unsigned rounds = 5;  // appliance-vs-floor rounds (calibration, then 1-process floor)
+  unsigned rounds = 5;           // appliance-vs-floor rounds (calibration, then 1-process floor)
   // Observation and output.
   int cs_pid = 0;
   int js_pid = 0;

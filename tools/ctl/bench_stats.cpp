@@ -128,13 +128,13 @@ nlohmann::json appliance_delta(const ApplianceSnapshot& before, const ApplianceS
                  {"crypto_calls_per_op", per(a.crypto_calls, b.crypto_calls)}};
     }
   }
-  return {{"ok_operations", ops},
-          {"other_results", other},
-          {"pkcs11_calls", after.pkcs11_calls_total - before.pkcs11_calls_total},
-          {"session_timeouts", after.session_timeouts - before.session_timeouts},
-          {"token_reinitializations",
-           after.token_reinitializations - before.token_reinitializations},
-          {"sessions_capacity", after.sessions_capacity}};
+  return {
+      {"ok_operations", ops},
+      {"other_results", other},
+      {"pkcs11_calls", after.pkcs11_calls_total - before.pkcs11_calls_total},
+      {"session_timeouts", after.session_timeouts - before.session_timeouts},
+      {"token_reinitializations", after.token_reinitializations - before.token_reinitializations},
+      {"sessions_capacity", after.sessions_capacity}};
 }
 
 double tree_cpu_seconds(int pid) {
