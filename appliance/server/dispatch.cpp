@@ -237,11 +237,19 @@ void Dispatcher::publish_pool() noexcept {
 void Dispatcher::count_operation() noexcept {
   if (ctx_.reinitialize_after == 0 || !ctx_.reinitialize_module) return;
   const std::uint64_t n = operations_.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (n % ctx_.reinitialize_after == 0) (void)reinitialize_token();
+  if (n >= next_renewal_.load(std::memory_order_relaxed)) (void)reinitialize_token();
 }
 
 bool Dispatcher::reinitialize_token() noexcept {
   if (!ctx_.reinitialize_module) return false;
+  // One renewal at a time in this worker; a thread that finds one under way goes on.
+  const std::unique_lock renewing(renew_mutex_, std::try_to_lock);
+  if (!renewing.owns_lock()) return false;
+  // Done by another thread just now (a failed renewal leaves the mark where it was).
+  if (!reinitialize_failed_.load(std::memory_order_relaxed) &&
+      operations_.load(std::memory_order_relaxed) < next_renewal_.load(std::memory_order_relaxed)) {
+    return false;
+  }
   const auto start = Clock::now();
   const TokenLock lock(ctx_.stats, std::chrono::seconds(5));
   try {
@@ -257,6 +265,8 @@ bool Dispatcher::reinitialize_token() noexcept {
     return false;
   }
   reinitialize_failed_.store(false, std::memory_order_relaxed);
+  next_renewal_.store(operations_.load(std::memory_order_relaxed) + ctx_.reinitialize_after,
+                      std::memory_order_relaxed);
   ctx_.stats.token_reinitialized();
   publish_pool();
   log_info("token_reinitialized",

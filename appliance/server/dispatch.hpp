@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -53,7 +54,8 @@ class Dispatcher {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit Dispatcher(DispatchContext context) : ctx_(std::move(context)) {}
+  explicit Dispatcher(DispatchContext context)
+      : ctx_(std::move(context)), next_renewal_(ctx_.reinitialize_after) {}
 
   /// Closes every session, finalizes and initializes the module again and lets requests
   /// go on (they wait meanwhile, within their deadlines). False when it failed or another
@@ -90,7 +92,9 @@ class Dispatcher {
 
   DispatchContext ctx_;
   std::atomic<std::uint64_t> operations_{0};
+  std::atomic<std::uint64_t> next_renewal_{0};  // operations_ at which to renew (ctor sets it)
   std::atomic<bool> reinitialize_failed_{false};
+  std::mutex renew_mutex_;  // held by the thread renewing the module
 };
 
 /// The request_id of a payload that does not parse as a Request, if its field 2 can be

@@ -85,6 +85,7 @@ bool SharedStats::lock_token(std::chrono::milliseconds timeout) noexcept {
   for (;;) {
     std::int32_t holder = 0;
     if (shared_->token_lock_holder.compare_exchange_strong(holder, self)) return true;
+    if (holder == self) return false;  // this process holds it already: not re-entrant
     // A worker killed while holding it: take it over.
     if (holder != self && ::kill(holder, 0) != 0 && errno == ESRCH &&
         shared_->token_lock_holder.compare_exchange_strong(holder, self)) {

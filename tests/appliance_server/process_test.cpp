@@ -227,7 +227,11 @@ TEST_CASE(
   stats.mutable_stats();
   const auto answer = client.call(stats);
   REQUIRE(answer.code() == v1::OK);
-  CHECK(answer.stats().token_reinitializations() == clients * joins / 5);
+  // Every 5 operations of a worker, unless one falls due while that worker is renewing:
+  // that one is skipped, and the next is counted from the renewal's end.
+  const auto renewals = answer.stats().token_reinitializations();
+  CHECK(renewals <= clients * joins / 5);
+  CHECK(renewals >= clients * joins / 10);
   CHECK(cs.children() == workers);  // renewed in place, not restarted
   const std::string log = cs.stderr_text();
   CHECK(log.find("\"event\":\"token_reinitialized\"") != std::string::npos);
