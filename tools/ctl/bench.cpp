@@ -175,7 +175,8 @@ int run_bench(Context& ctx, const Options& o) {
                            {"version", LORAKEEP_VERSION},
                            {"label", o.label},
                            {"started", now_utc()},
-                           {"machine", bench::machine()}};
+                           {"machine", bench::machine()},
+                           {"cpu_affinity", bench::cpu_affinity(o.cs_pid, o.js_pid)}};
   nlohmann::json options = {{"url", o.url},
                             {"net_id", net_id->hex()},
                             {"mix", o.mix},

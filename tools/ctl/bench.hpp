@@ -218,6 +218,9 @@ double tree_cpu_seconds(int pid);
 double self_cpu_seconds();
 /// lscpu-like facts, memory, kernel, load average.
 nlohmann::json machine();
+/// The CPUs each process may run on (Cpus_allowed_list): the bench, and lorakeep-cs and
+/// lorakeep-js when their pids are known (> 0).
+nlohmann::json cpu_affinity(int cs_pid, int js_pid);
 /// The 1-minute load average.
 double load_average();
 

@@ -198,4 +198,14 @@ nlohmann::json machine() {
           {"softhsm", first_line_of("softhsm2-util --version 2>/dev/null")}};
 }
 
+nlohmann::json cpu_affinity(int cs_pid, int js_pid) {
+  const auto of = [](const std::string& pid) {
+    return proc_value(("/proc/" + pid + "/status").c_str(), "Cpus_allowed_list");
+  };
+  nlohmann::json out = {{"bench", of("self")}};
+  if (cs_pid > 0) out["lorakeep_cs"] = of(std::to_string(cs_pid));
+  if (js_pid > 0) out["lorakeep_js"] = of(std::to_string(js_pid));
+  return out;
+}
+
 }  // namespace lorakeep::ctl::bench
