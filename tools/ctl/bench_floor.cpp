@@ -7,6 +7,7 @@
 // its token file at login), and runs as appliance.user when started as root so that the
 // token files stay that user's.
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 
 #include "appliance/join.hpp"
 #include "appliance/server/hardening.hpp"
@@ -302,6 +304,12 @@ nlohmann::json run_floor(Context& ctx, const Options& o, const Population& popul
                          std::uint64_t joins) {
   const auto& config = ctx.appliance_config();
   const std::vector<FloorInput> inputs = floor_inputs(ctx, o, population);
+  std::optional<cpu_set_t> cs_cpus;
+  if (o.cs_pid > 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(o.cs_pid, sizeof(set), &set) == 0) cs_cpus = set;
+  }
   // No registry threads across the forks.
   ctx.close_registry();
   const pkcs11::SecretBytes pin = user_pin(config);
@@ -361,6 +369,9 @@ nlohmann::json run_floor(Context& ctx, const Options& o, const Population& popul
     if (pid == 0) {
       ::close(result[0]);
       ::close(go[1]);
+      // On the CPUs lorakeep-cs may use: the floor and the appliance it is compared with
+      // then run on the same cores (they differ on a shared host), whatever the bench's own.
+      if (cs_cpus) (void)::sched_setaffinity(0, sizeof(*cs_cpus), &*cs_cpus);
       floor_child(config, pin, user, inputs, order, keys, per_process, population.parts().size(),
                   result[1], go[0]);
     }
