@@ -14,6 +14,22 @@ using namespace lorakeep;
 using namespace lorakeep::host::bi;
 using namespace lorakeep::host::bi::samples;
 
+namespace {
+
+/// The header of a 1.1 answer to header_1_1(): sender and receiver swapped, tokens echoed.
+void check_answer_header_1_1(const json& out, int transaction_id, const char* type,
+                             const char* receiver_token) {
+  CHECK(out["ProtocolVersion"] == "1.1");
+  CHECK(out["SenderID"] == "70B3D57ED0000000");
+  CHECK(out["ReceiverID"] == "42FFFF");
+  CHECK(out["TransactionID"] == transaction_id);
+  CHECK(out["MessageType"] == type);
+  CHECK(out["ReceiverToken"] == receiver_token);
+  CHECK(out["ReceiverNSID"] == "70B3D57ED0000001");
+}
+
+}  // namespace
+
 TEST_CASE("a join answer swaps the header, echoes the tokens and writes key envelopes") {
   const Header request = header_1_1();
   JoinAnswer a;
@@ -30,13 +46,7 @@ TEST_CASE("a join answer swaps the header, echoes the tokens and writes key enve
                                               "ReceiverNSID", "Result", "PHYPayload", "Lifetime",
                                               "FNwkSIntKey", "SNwkSIntKey", "NwkSEncKey", "AppSKey",
                                               "SessionKeyID"});
-  CHECK(out["ProtocolVersion"] == "1.1");
-  CHECK(out["SenderID"] == "70B3D57ED0000000");
-  CHECK(out["ReceiverID"] == "42FFFF");
-  CHECK(out["TransactionID"] == 0);
-  CHECK(out["MessageType"] == "JoinAns");
-  CHECK(out["ReceiverToken"] == "AB01");
-  CHECK(out["ReceiverNSID"] == "70B3D57ED0000001");
+  check_answer_header_1_1(out, 0, "JoinAns", "AB01");
   CHECK(out["Result"] == json{{"ResultCode", "Success"}});
   CHECK(out["PHYPayload"] == "20AB");
   CHECK(out["Lifetime"] == 86400);
@@ -157,13 +167,7 @@ TEST_CASE("echo_of carries the header; a parse-then-answer round trip addresses 
   in["RxDelay"] = 99;
   const ParseError pe = error_of(in);
   const json out = json::parse(encode_failure(pe.echo, pe.code, pe.description));
-  CHECK(out["ProtocolVersion"] == "1.1");
-  CHECK(out["SenderID"] == "70B3D57ED0000000");
-  CHECK(out["ReceiverID"] == "42FFFF");
-  CHECK(out["TransactionID"] == 99);
-  CHECK(out["MessageType"] == "RejoinAns");
-  CHECK(out["ReceiverToken"] == "DEAD");
-  CHECK(out["ReceiverNSID"] == "70B3D57ED0000001");
+  check_answer_header_1_1(out, 99, "RejoinAns", "DEAD");
   CHECK(out["Result"]["ResultCode"] == "MalformedMessage");
   CHECK(out["Result"]["Description"].get<std::string>().find("RxDelay") != std::string::npos);
 }
