@@ -303,12 +303,22 @@ void Dispatcher::with_session(Call& call, Op&& op) {
   }
   publish_pool();
   const pkcs11::CallCounts before = (*lease)->call_counts();
-  Result<Ok> result = Ok{};
+  const auto run = [&]() -> Result<Ok> {
+    try {
+      return op(**lease);
+    } catch (const pkcs11::Error& e) {
+      return token_failure(e, std::string(operation_name(call.op)));
+    }
+  };
   const auto started = Clock::now();
-  try {
-    result = op(**lease);
-  } catch (const pkcs11::Error& e) {
-    result = token_failure(e, std::string(operation_name(call.op)));
+  Result<Ok> result = run();
+  if (!result && result.failure().status == Status::unknown_key) {
+    // A cached handle can name a key that is gone: its session copy went with a session
+    // the token lost, or the key was replaced. Not the caller's fault, and the operation
+    // has no effect to undo: look every key up afresh and do it once more. A key that is
+    // really missing is missing again, and that answer stands.
+    ctx_.keys.forget();
+    result = run();
   }
   call.token_time = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
   call.calls = (*lease)->call_counts() - before;

@@ -181,7 +181,9 @@ TEST_CASE(
       }
     });
   }
-  std::this_thread::sleep_for(200ms);
+  // Some successes before the fault, however slowly a loaded machine gets to them.
+  for (int i = 0; i < 500 && ok[0].load() < 8; ++i)
+    std::this_thread::sleep_for(20ms);
   phase = 1;
   {
     // Every session of the pool taken (the load waits for them), then every session of the
@@ -198,7 +200,8 @@ TEST_CASE(
     std::this_thread::sleep_for(20ms);
   std::this_thread::sleep_for(100ms);
   phase = 2;
-  std::this_thread::sleep_for(500ms);
+  for (int i = 0; i < 500 && ok[2].load() < 8; ++i)
+    std::this_thread::sleep_for(20ms);
   stop = true;
   for (auto& t : load)
     t.join();

@@ -227,21 +227,35 @@ TEST_CASE(
   stats.mutable_stats();
   const auto answer = client.call(stats);
   REQUIRE(answer.code() == v1::OK);
-  // Every 5 operations of a worker, unless one falls due while that worker is renewing:
-  // that one is skipped, and the next is counted from the renewal's end.
+  // Every 5 operations of a worker at most. Under concurrent load a renewal falling due
+  // while the worker's last one is still under way (or its thread is not yet scheduled) is
+  // skipped and the next is counted from the renewal's end, so how many happen depends on
+  // the scheduler; that they happen without failing a request does not.
   const auto renewals = answer.stats().token_reinitializations();
-  CHECK(renewals <= clients * joins / 5);
-  CHECK(renewals >= clients * joins / 10);
-  CHECK(cs.children() == workers);  // renewed in place, not restarted
   const std::string log = cs.stderr_text();
+  CHECK_MESSAGE(renewals <= clients * joins / 5, log);
+  CHECK_MESSAGE(renewals >= 1, log);
+  CHECK(cs.children() == workers);  // renewed in place, not restarted
   CHECK(log.find("\"event\":\"token_reinitialized\"") != std::string::npos);
   CHECK(log.find("token_reinitialize_failed") == std::string::npos);
   CHECK(log.find("worker_died") == std::string::npos);
 
-  // After the renewals the token still holds its keys and answers as before.
-  const auto after = client.call(join_request(901, d, "1.0.2", 901, 902));
-  REQUIRE_MESSAGE(after.code() == v1::OK, after.message());
-  check_join_1_0(keks, d.app_key, after.join(), 901, 902);
+  // One client at a time: a worker counts an operation before it answers, so every 5th is
+  // a renewal, exactly. The worker this connection lands on may be up to 4 operations into
+  // its count already. After the renewals the token still holds its keys.
+  constexpr std::uint64_t sequential = 20;
+  for (std::uint64_t j = 0; j < sequential; ++j) {
+    const auto nonce = static_cast<std::uint16_t>(901 + j);
+    const auto after = client.call(join_request(901 + j, d, "1.0.2", nonce, 2000u + nonce));
+    REQUIRE_MESSAGE(after.code() == v1::OK, after.message());
+    check_join_1_0(keks, d.app_key, after.join(), nonce, 2000u + nonce);
+  }
+  stats.set_request_id(950);
+  const auto later = client.call(stats);
+  REQUIRE(later.code() == v1::OK);
+  const auto renewed = later.stats().token_reinitializations() - renewals;
+  CHECK(renewed >= sequential / 5);
+  CHECK(renewed <= sequential / 5 + 1);
   cs.signal(SIGTERM);
   CHECK(cs.wait_exit(60s) == 0);
   CHECK_MESSAGE(sanitizer_clean(cs.stderr_text()), cs.stderr_text());
