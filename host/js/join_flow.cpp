@@ -170,8 +170,10 @@ Answer JoinService::join(const bi::JoinReq& request, const lorawan::NetId& net_i
 
     crypto::v1::Request op;
     op.set_caller("ns:" + net_id.hex());
-    // Without an AS delivery in the JoinAns, the AS can only get its key by AppSKeyReq.
-    const bool keep_app_s_key = options_.keep_app_s_key_always || !as;
+    // Without an AS delivery in the JoinAns, the AS can only get its key by AppSKeyReq, so
+    // the appliance wraps it under the storage key. With one, the envelope the AS gets is
+    // what an AppSKeyReq returns later: kept as it is, it costs no second wrap.
+    const bool keep_app_s_key = !as;
     const auto& eui = device.dev_eui.bytes();
     if (rejoin) {
       auto* r = op.mutable_rejoin();
@@ -215,6 +217,12 @@ Answer JoinService::join(const bi::JoinReq& request, const lorawan::NetId& net_i
     commit.session.dev_eui = device.dev_eui;
     commit.session.stored_app_s_key.assign(result.stored_app_s_key().begin(),
                                            result.stored_app_s_key().end());
+    if (as && options_.keep_app_s_key_always && result.has_app_s_key() &&
+        !result.app_s_key().kek_label().empty()) {
+      commit.session.as_kek_label = result.app_s_key().kek_label();
+      commit.session.as_app_s_key.assign(result.app_s_key().aes_key().begin(),
+                                         result.app_s_key().aes_key().end());
+    }
     commit.session.net_id = net_id;
     commit.session.created_unix = static_cast<std::int64_t>(std::time(nullptr));
     auto outcome = registry_.commit(commit);

@@ -156,9 +156,20 @@ Answer JoinService::app_s_key(const bi::AppSKeyReq& request, const std::string& 
   }
   auto session = registry_.find_session(request.dev_eui, request.session_key_id);
   if (!session) return registry_failure(echo, session.failure());
-  if (!session->has_value() || (*session)->stored_app_s_key.empty()) {
+  if (!session->has_value() ||
+      ((*session)->stored_app_s_key.empty() && (*session)->as_app_s_key.empty())) {
     return failure(echo, ResultCode::unknown_dev_eui,
                    "DevEUI " + request.dev_eui.hex() + " has no session with this SessionKeyID");
+  }
+  if ((*session)->stored_app_s_key.empty()) {
+    // The JoinAns took the key to this AS under its KEK: the same envelope again, with no
+    // token call. Its KEKLabel names the KEK, even if the AS has been given another since.
+    crypto::v1::KeyEnvelope kept;
+    kept.set_kek_label((*session)->as_kek_label);
+    kept.set_aes_key((*session)->as_app_s_key.data(), (*session)->as_app_s_key.size());
+    return {bi::encode_app_s_key_answer(request.header, request.dev_eui, envelope(kept),
+                                        request.session_key_id),
+            ResultCode::success, ""};
   }
   auto delivery = as_delivery(registry_, as_id);
   if (!delivery) return registry_failure(echo, delivery.failure());

@@ -82,6 +82,10 @@ struct Session {
   Bytes stored_app_s_key;  // AppSKey under the storage key; empty when none was stored
   lorawan::NetId net_id;   // who activated it
   std::int64_t created_unix = 0;
+  // The AppSKey as the JoinAns delivered it to the AS: under the KEK of this label.
+  // Empty when the JoinAns carried none, or the configuration keeps none.
+  std::string as_kek_label{};
+  Bytes as_app_s_key{};
   friend bool operator==(const Session&, const Session&) = default;
 };
 

@@ -184,6 +184,8 @@ void bind(sql::Query& q, const lorawan::DevEui& dev_eui, const Session& s) {
   q.bind_blob(2, s.stored_app_s_key);
   q.bind_blob(3, s.net_id.bytes());
   q.bind_int(4, s.created_unix);
+  q.bind_text(5, s.as_kek_label);
+  q.bind_blob(6, s.as_app_s_key);
 }
 
 Session read_session(const sql::Query& q) {
@@ -194,6 +196,8 @@ Session read_session(const sql::Query& q) {
   s.stored_app_s_key = q.blob(2);
   s.net_id = read_id<lorawan::NetId>(q, 3, table, "NetID");
   s.created_unix = q.integer(4);
+  s.as_kek_label = q.text(5);
+  s.as_app_s_key = q.blob(6);
   return s;
 }
 

@@ -50,10 +50,10 @@ inline constexpr sql::Sql reset_nonces{
     "dev_nonce_history = x'', rj_count1_last = NULL WHERE dev_eui = ?",
     "reset nonces"};
 
-// ---- sessions: columns and parameters 0..4 ----
+// ---- sessions: columns and parameters 0..6 ----
 inline constexpr sql::Sql insert_session{
-    "INSERT INTO sessions (session_key_id, dev_eui, stored_app_s_key, net_id, created_unix) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    "INSERT INTO sessions (session_key_id, dev_eui, stored_app_s_key, net_id, created_unix, "
+    "as_kek_label, as_app_s_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     "store session"};
 // Parameters: the DevEUI, then how many to keep.
 inline constexpr sql::Sql trim_sessions{
@@ -61,11 +61,13 @@ inline constexpr sql::Sql trim_sessions{
     "ORDER BY created_unix DESC, id DESC LIMIT -1 OFFSET ?)",
     "drop old sessions"};
 inline constexpr sql::Sql find_session{
-    "SELECT session_key_id, dev_eui, stored_app_s_key, net_id, created_unix FROM sessions "
+    "SELECT session_key_id, dev_eui, stored_app_s_key, net_id, created_unix, as_kek_label, "
+    "as_app_s_key FROM sessions "
     "WHERE dev_eui = ? AND session_key_id = ?",
     "find session"};
 inline constexpr sql::Sql list_sessions{
-    "SELECT session_key_id, dev_eui, stored_app_s_key, net_id, created_unix FROM sessions "
+    "SELECT session_key_id, dev_eui, stored_app_s_key, net_id, created_unix, as_kek_label, "
+    "as_app_s_key FROM sessions "
     "WHERE dev_eui = ? ORDER BY created_unix DESC, id DESC",
     "list sessions"};
 

@@ -15,7 +15,7 @@ namespace {
 
 // Migration N (1-based) takes user_version N-1 to N. Append only: a released step never
 // changes, since files out there have already run it.
-constexpr std::array<const char*, 1> migrations = {
+constexpr std::array<const char*, 2> migrations = {
     // 1: the first schema. DevEUIs, JoinEUIs, NetIDs and NSIDs are big-endian blobs, so that
     // blob order is DevEUI order. Root keys are either the wrapped keys or the part number
     // and serial. allowed_net_ids packs 3-byte NetIDs; dev_nonce_history packs big-endian
@@ -76,6 +76,13 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+)sql",
+    // 2: a session keeps the AppSKey as the JoinAns delivered it to the AS, under the AS's
+    // KEK (label and RFC 3394 wrap), so that an AppSKeyReq is answered with no token call
+    // and no join pays a second wrap under the storage key. Empty in sessions from before.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN as_kek_label TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN as_app_s_key BLOB NOT NULL DEFAULT x'';
 )sql",
 };
 

@@ -77,6 +77,31 @@ TEST_CASE("durability: a commit survives a process that exits without closing") 
   CHECK(must(reg->find_session(dev, Bytes{0x5E, 7})).has_value());
 }
 
+TEST_CASE("open: a registry from schema version 1 is migrated, its sessions kept") {
+  TempDir dir;
+  const auto dev = eui(1);
+  Commit delivered = join(dev, 1, 2);
+  delivered.session.stored_app_s_key.clear();
+  delivered.session.as_kek_label = "as-kek";
+  delivered.session.as_app_s_key = Bytes(24, 0xA5);
+  {
+    auto reg = open(dir);
+    must(reg->add_device(wrapped(1)));
+    REQUIRE(must(reg->commit(join(dev, 0, 1))) == CommitOutcome::committed);
+  }
+  // Back to what version 1 wrote: its sessions table had no AS envelope.
+  sql_exec(dir.db(),
+           "ALTER TABLE sessions DROP COLUMN as_kek_label; "
+           "ALTER TABLE sessions DROP COLUMN as_app_s_key; PRAGMA user_version = 1");
+  auto reg = open(dir);
+  CHECK(must(reg->find_session(dev, Bytes{0x5E, 1})) == session(dev, 1));
+  // A session of the new kind is written and read back whole.
+  REQUIRE(must(reg->commit(delivered)) == CommitOutcome::committed);
+  CHECK(must(reg->find_session(dev, Bytes{0x5E, 2})) == delivered.session);
+  reg.reset();
+  CHECK(must(open(dir)->find_session(dev, Bytes{0x5E, 2})) == delivered.session);
+}
+
 TEST_CASE("open: refuses newer schemas, non-SQLite files, other databases, bad options") {
   TempDir dir;
   { open(dir); }

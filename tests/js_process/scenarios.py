@@ -4,6 +4,7 @@ Interfaces Join Server", Tests). Each scenario records checks; none stops the ot
 import json
 import os
 import re
+import sqlite3
 import threading
 
 import harness as h
@@ -22,6 +23,17 @@ def device(env, mac: str, **kw) -> h.Device:
 
 def ns_client(env, sender=NS_A):
     return h.Client(env, env.certs[sender])
+
+
+def session_row(env, dev_eui: str, session_key_id: str):
+    """(length of stored_app_s_key, as_kek_label, as_app_s_key) of one session."""
+    db = sqlite3.connect(f"file:{env.registry}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT length(stored_app_s_key), as_kek_label, as_app_s_key "
+                          "FROM sessions WHERE dev_eui = ? AND session_key_id = ?",
+                          (bytes.fromhex(dev_eui), bytes.fromhex(session_key_id))).fetchone()
+    finally:
+        db.close()
 
 
 def result_of(answer: dict):
@@ -58,6 +70,12 @@ def joins_of_every_version(checks, env):
                 ok = ok and got == ans["_app_s_key"] and aans.get("SessionKeyID") == ans["SessionKeyID"]
             checks.record(f"{mac} join #{n + 1}: AppSKeyReq gives the AS the same AppSKey", ok,
                           h.shown(aans, 300))
+            # Kept as the JoinAns delivered it (no second wrap under the storage key).
+            kept = session_row(env, d.eui(), ans["SessionKeyID"])
+            delivered = bytes.fromhex(ans.get("AppSKey", {}).get("AESKey", ""))
+            checks.record(f"{mac} join #{n + 1}: the session keeps the AS's envelope, nothing "
+                          "under the storage key",
+                          kept == (0, "as-kek", delivered) and len(delivered) == 24, str(kept))
         # JoinNonces increase per device.
     ns.close()
     asrv.close()

@@ -74,7 +74,6 @@ appliance::Delivery delivery_of(const reg::Peer& p) {
 
 /// The inputs lorakeep-js would send for the first devices of each version.
 std::vector<FloorInput> floor_inputs(Context& ctx, const Options& o, const Population& population) {
-  const bool keep_always = ctx.join_server_config().keep_app_s_key_always;
   auto& registry = ctx.registry(2);
   const auto net_id = lorawan::NetId::from_hex(o.net_id);
   if (!net_id) throw CtlError(Exit::usage, "--net-id: " + net_id.failure().message);
@@ -119,8 +118,9 @@ std::vector<FloorInput> floor_inputs(Context& ctx, const Options& o, const Popul
         // As lorakeep-js: the AS gets the AppSKey in the JoinAns only under its KEK.
         if (as && as->kek_label) in.as = delivery_of(*as);
       }
-      // As lorakeep-js with this configuration's join_server.keep_app_s_key.
-      in.store_app_s_key = keep_always || !in.as;
+      // As lorakeep-js: under the storage key only when the JoinAns takes the AS no key
+      // (otherwise a session keeps the AS's envelope, with no token call).
+      in.store_app_s_key = !in.as;
       inputs.push_back(std::move(f));
     }
   }

@@ -174,7 +174,9 @@ int run_show(Context& ctx, const OneDevice& o) {
       s.push_back({{"session_key_id", lorawan::to_hex(x.session_key_id)},
                    {"net_id", x.net_id.hex()},
                    {"created", utc(x.created_unix)},
-                   {"app_s_key_stored", !x.stored_app_s_key.empty()}});
+                   {"app_s_key_stored", !x.stored_app_s_key.empty()},
+                   {"app_s_key_as_kek_label",
+                    x.as_app_s_key.empty() ? nlohmann::json() : nlohmann::json(x.as_kek_label)}});
     }
     nlohmann::json history = nonces.dev_nonce_history;
     print_json({{"device", device_json(*device)},
@@ -213,10 +215,15 @@ int run_show(Context& ctx, const OneDevice& o) {
             << "sessions          " << sessions.size() << "\n";
   if (!sessions.empty()) {
     std::cout << "\n";
-    Table t({"SESSION KEY ID", "NETID", "CREATED", "APPSKEY STORED"});
+    Table t({"SESSION KEY ID", "NETID", "CREATED", "APPSKEY KEPT"});
     for (const auto& x : sessions) {
-      t.row({lorawan::to_hex(x.session_key_id), x.net_id.hex(), utc(x.created_unix),
-             x.stored_app_s_key.empty() ? "no" : "yes"});
+      std::string kept = "no";
+      if (!x.stored_app_s_key.empty()) {
+        kept = "under the storage key";
+      } else if (!x.as_app_s_key.empty()) {
+        kept = "as delivered, under " + x.as_kek_label;
+      }
+      t.row({lorawan::to_hex(x.session_key_id), x.net_id.hex(), utc(x.created_unix), kept});
     }
     t.print(std::cout);
   }
