@@ -161,16 +161,7 @@ Answer JoinService::app_s_key(const bi::AppSKeyReq& request, const std::string& 
     return failure(echo, ResultCode::unknown_dev_eui,
                    "DevEUI " + request.dev_eui.hex() + " has no session with this SessionKeyID");
   }
-  if ((*session)->stored_app_s_key.empty()) {
-    // The JoinAns took the key to this AS under its KEK: the same envelope again, with no
-    // token call. Its KEKLabel names the KEK, even if the AS has been given another since.
-    crypto::v1::KeyEnvelope kept;
-    kept.set_kek_label((*session)->as_kek_label);
-    kept.set_aes_key((*session)->as_app_s_key.data(), (*session)->as_app_s_key.size());
-    return {bi::encode_app_s_key_answer(request.header, request.dev_eui, envelope(kept),
-                                        request.session_key_id),
-            ResultCode::success, ""};
-  }
+  const registry::Session& kept = **session;
   auto delivery = as_delivery(registry_, as_id);
   if (!delivery) return registry_failure(echo, delivery.failure());
   if (!delivery->has_value()) {
@@ -178,13 +169,33 @@ Answer JoinService::app_s_key(const bi::AppSKeyReq& request, const std::string& 
                    "no AppSKey delivery configured for AS-ID " + shown_id(as_id) +
                        ": give it a KEK (lorakeepctl peer add --as-id … --kek-label …)");
   }
+  if (kept.stored_app_s_key.empty()) {
+    // The JoinAns took the key to the AS under a KEK: the same envelope again, with no token
+    // call — but only while it is under the KEK this AS has now. A KEK only wraps, so an
+    // envelope under another one cannot be re-wrapped (nor shown: it may be another
+    // tenant's, for a device moved between ASes).
+    if (kept.as_kek_label != (*delivery)->kek_label()) {
+      return failure(echo, ResultCode::other,
+                     "the AppSKey of this session went to the AS in the JoinAns under an "
+                     "earlier KEK and cannot be re-wrapped for AS-ID " +
+                         shown_id(as_id) +
+                         "'s current one; the device's next join delivers "
+                         "it under the current KEK");
+    }
+    crypto::v1::KeyEnvelope same;
+    same.set_kek_label(kept.as_kek_label);
+    same.set_aes_key(kept.as_app_s_key.data(), kept.as_app_s_key.size());
+    return {bi::encode_app_s_key_answer(request.header, request.dev_eui, envelope(same),
+                                        request.session_key_id),
+            ResultCode::success, ""};
+  }
 
   crypto::v1::Request op;
   op.set_caller("as:" + as_id);
   auto* rewrap = op.mutable_rewrap_app_s_key();
   const auto& eui = request.dev_eui.bytes();
   rewrap->set_dev_eui(eui.data(), eui.size());
-  const auto& stored = (*session)->stored_app_s_key;
+  const auto& stored = kept.stored_app_s_key;
   rewrap->set_stored_app_s_key(stored.data(), stored.size());
   *rewrap->mutable_as() = **delivery;
   auto response = appliance_->call(std::move(op), options_.appliance_deadline);

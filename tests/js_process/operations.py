@@ -282,6 +282,44 @@ def keep_app_s_key_when_not_delivered(checks, env):
         asrv.close()
 
 
+def app_s_key_req_after_kek_change(checks, env):
+    """A kept envelope is returned only while the AS still has the KEK it is under; after
+    the AS's KEK changes, AppSKeyReq is refused with no key and no word of the old KEK."""
+    d = env.add_device(h.Device("1.0.4"))
+    ns = h.Client(env, env.certs[NS_A])
+    nonce = d.nonce()
+    req = h.join_req(d, nonce)
+    _, ans = ns.post(req)
+    ns.close()
+    problems = h.check_join_ans(env, d, nonce, req, ans)
+    checks.record("KEK change: the join succeeds", not problems, "; ".join(problems))
+    areq = h.header("AppSKeyReq", AS_ID, JOIN_EUI)
+    areq.update({"DevEUI": d.eui(), "SessionKeyID": ans.get("SessionKeyID", "00")})
+
+    def ask():
+        asrv = h.Client(env, env.certs[AS_ID])
+        try:
+            return asrv.post(dict(areq))[1]
+        finally:
+            asrv.close()
+
+    ca = env.certs["ca:" + AS_ID]
+    env.ctl("peer", "add", "--as-id", AS_ID, "--ca", ca, "--kek-label", "as-other-kek")
+    try:
+        refused = ask()
+    finally:
+        env.ctl("peer", "add", "--as-id", AS_ID, "--ca", ca, "--kek-label", "as-kek")
+    text = json.dumps(refused)
+    checks.record("KEK change: AppSKeyReq for a session delivered under the old KEK is "
+                  "refused (Other), with no key and no old KEK label",
+                  result_of(refused) == "Other" and "AppSKey" not in refused
+                  and "as-kek" not in text, h.shown(refused, 300))
+    again = ask()
+    checks.record("KEK change: with the KEK back, the same AppSKeyReq succeeds",
+                  result_of(again) == "Success"
+                  and again.get("AppSKey", {}).get("KEKLabel") == "as-kek", h.shown(again, 300))
+
+
 def identity_mode(checks, env):
     """A configuration answering HomeNSReq only, with no appliance."""
     d = env.add_device(h.Device("1.0.2"))
@@ -410,6 +448,7 @@ def rate_limits(checks, env):
 
 
 OPERATIONS = [
+    ("AppSKeyReq after the AS's KEK changed", app_s_key_req_after_kek_change),
     ("JoinNonce exhausted", exhausted_join_nonce),
     ("plaintext peer", plaintext_peer),
     ("rate limits", rate_limits),
