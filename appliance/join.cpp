@@ -1,6 +1,8 @@
 #include "appliance/join.hpp"
 
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "appliance/root_keys.hpp"
 #include "appliance/session_key.hpp"
@@ -55,13 +57,26 @@ Result<std::vector<std::uint8_t>> seal_accept(pkcs11::Session& session, pkcs11::
 
 /// The session keys of one activation and where they go.
 struct KeyPlan {
-  const Delivery* ns;
-  const Delivery* as;  // null: the AS gets no AppSKey in this answer
-  bool store;
+  const Delivery* ns = nullptr;  // null only when !network
+  const Delivery* as = nullptr;  // null: the AS gets no AppSKey in this answer
+  bool store = false;
+  // false: the AppSKey alone, derived again for an AS (app_s_key_only): no accept, no
+  // network keys.
+  bool network = true;
 };
 
+KeyPlan plan_of(const Delivery& ns, const std::optional<Delivery>& as, bool store,
+                bool app_s_key_only) {
+  return {app_s_key_only ? nullptr : &ns, as ? &*as : nullptr, store, !app_s_key_only};
+}
+
 Result<Ok> check_plan(const KeyPlan& plan) {
-  if (auto ok = check_delivery(*plan.ns, "Network Server"); !ok) return ok;
+  if (!plan.network && !plan.as) {
+    return fail(Status::malformed, "app_s_key_only needs the AS delivery (as)");
+  }
+  if (plan.network) {
+    if (auto ok = check_delivery(*plan.ns, "Network Server"); !ok) return ok;
+  }
   if (plan.as) {
     if (auto ok = check_delivery(*plan.as, "Application Server"); !ok) return ok;
   }
@@ -107,11 +122,13 @@ Result<Ok> derive_1_0(pkcs11::Session& session, KeyDirectory& keys, pkcs11::KeyR
                       const JoinAcceptFields& f, DevNonce dev_nonce, const KeyPlan& plan,
                       JoinOutput& out) {
   const auto net_id = f.net_id.air();
-  auto nwk = derive_and_deliver(
-      session, keys, root, session_key_block(prefix_nwk_s_key, f.join_nonce, net_id, dev_nonce),
-      *plan.ns);
-  if (!nwk) return nwk.failure();
-  out.nwk_s_key = std::move(*nwk);
+  if (plan.network) {
+    auto nwk = derive_and_deliver(
+        session, keys, root, session_key_block(prefix_nwk_s_key, f.join_nonce, net_id, dev_nonce),
+        *plan.ns);
+    if (!nwk) return nwk.failure();
+    out.nwk_s_key = std::move(*nwk);
+  }
   return derive_app_s_key(session, keys, root,
                           session_key_block(prefix_app_s_key, f.join_nonce, net_id, dev_nonce),
                           plan, out);
@@ -130,6 +147,7 @@ Result<Ok> derive_1_1(pkcs11::Session& session, KeyDirectory& keys, pkcs11::KeyR
       {prefix_nwk_s_enc_key, &out.nwk_s_enc_key},
   };
   for (const auto& [prefix, slot] : network) {
+    if (!plan.network) break;
     auto envelope = derive_and_deliver(
         session, keys, nwk_key, session_key_block(prefix, f.join_nonce, eui, dev_nonce), *plan.ns);
     if (!envelope) return envelope.failure();
@@ -166,10 +184,12 @@ Result<JoinOutput> join_1_0(pkcs11::Session& session, KeyDirectory& keys, const 
   const auto mic_input = req.mic_input();
   if (auto ok = verify_mic(session, *app_key, mic_input, req.mic); !ok) return ok.failure();
   JoinOutput out;
-  const auto plain = in.accept.encode_without_mic();
-  auto sealed = seal_accept(session, *app_key, plain, *app_key, in.accept);
-  if (!sealed) return sealed.failure();
-  out.join_accept = std::move(*sealed);
+  if (plan.network) {
+    const auto plain = in.accept.encode_without_mic();
+    auto sealed = seal_accept(session, *app_key, plain, *app_key, in.accept);
+    if (!sealed) return sealed.failure();
+    out.join_accept = std::move(*sealed);
+  }
   if (auto ok = derive_1_0(session, keys, *app_key, in.accept, req.dev_nonce, plan, out); !ok) {
     return ok.failure();
   }
@@ -189,10 +209,12 @@ Result<JoinOutput> join_1_1(pkcs11::Session& session, KeyDirectory& keys, const 
   JoinOutput out;
   if (!opt_neg) {
     // The Network Server runs this 1.1 device as a 1.0 device.
-    const auto plain = in.accept.encode_without_mic();
-    auto sealed = seal_accept(session, *nwk_key, plain, *nwk_key, in.accept);
-    if (!sealed) return sealed.failure();
-    out.join_accept = std::move(*sealed);
+    if (plan.network) {
+      const auto plain = in.accept.encode_without_mic();
+      auto sealed = seal_accept(session, *nwk_key, plain, *nwk_key, in.accept);
+      if (!sealed) return sealed.failure();
+      out.join_accept = std::move(*sealed);
+    }
     if (auto ok = derive_1_0(session, keys, *nwk_key, in.accept, req.dev_nonce, plan, out); !ok) {
       return ok.failure();
     }
@@ -200,13 +222,15 @@ Result<JoinOutput> join_1_1(pkcs11::Session& session, KeyDirectory& keys, const 
   }
   auto app_key = load_root_key(session, keys, in.root_keys, RootKeyKind::app_key, {.derive = true});
   if (!app_key) return app_key.failure();
-  auto js = derive_js_keys(session, *nwk_key, req.dev_eui, false);
-  if (!js) return js.failure();
-  const auto mic_input = lorawan::join_accept_mic_input_1_1(lorawan::join_req_type_join,
-                                                            req.join_eui, req.dev_nonce, in.accept);
-  auto sealed = seal_accept(session, js->first, mic_input, *nwk_key, in.accept);
-  if (!sealed) return sealed.failure();
-  out.join_accept = std::move(*sealed);
+  if (plan.network) {
+    auto js = derive_js_keys(session, *nwk_key, req.dev_eui, false);
+    if (!js) return js.failure();
+    const auto mic_input = lorawan::join_accept_mic_input_1_1(
+        lorawan::join_req_type_join, req.join_eui, req.dev_nonce, in.accept);
+    auto sealed = seal_accept(session, js->first, mic_input, *nwk_key, in.accept);
+    if (!sealed) return sealed.failure();
+    out.join_accept = std::move(*sealed);
+  }
   if (auto ok = derive_1_1(session, keys, *nwk_key, *app_key, req.join_eui, in.accept,
                            req.dev_nonce, plan, out);
       !ok) {
@@ -221,7 +245,7 @@ Result<JoinOutput> join(pkcs11::Session& session, KeyDirectory& keys, const Join
   const auto before = session.call_counts();
   auto req = lorawan::JoinRequest::parse(in.join_request);
   if (!req) return req.failure();
-  const KeyPlan plan{&in.ns, in.as ? &*in.as : nullptr, in.store_app_s_key};
+  const KeyPlan plan = plan_of(in.ns, in.as, in.store_app_s_key, in.app_s_key_only);
   if (auto ok = check_plan(plan); !ok) return ok.failure();
   auto out = lorawan::is_1_1(in.mac_version) ? join_1_1(session, keys, in, *req, plan)
                                              : join_1_0(session, keys, in, *req, plan);
@@ -239,13 +263,18 @@ Result<JoinOutput> rejoin(pkcs11::Session& session, KeyDirectory& keys, const Re
   if (!in.accept.dl_settings.opt_neg()) {
     return fail(Status::malformed, "a rejoin-accept is a LoRaWAN 1.1 frame: OptNeg must be set");
   }
-  const KeyPlan plan{&in.ns, in.as ? &*in.as : nullptr, in.store_app_s_key};
+  const KeyPlan plan = plan_of(in.ns, in.as, in.store_app_s_key, in.app_s_key_only);
   if (auto ok = check_plan(plan); !ok) return ok.failure();
 
   auto nwk_key = load_root_key(session, keys, in.root_keys, RootKeyKind::nwk_key, {.derive = true});
   if (!nwk_key) return nwk_key.failure();
-  auto js = derive_js_keys(session, *nwk_key, req->dev_eui, true);
-  if (!js) return js.failure();
+  // JSIntKey signs a type 1 request and the accept; JSEncKey only encrypts the accept.
+  std::optional<std::pair<pkcs11::OwnedKey, pkcs11::OwnedKey>> js;
+  if (plan.network || req->type == 1) {
+    auto derived = derive_js_keys(session, *nwk_key, req->dev_eui, plan.network);
+    if (!derived) return derived.failure();
+    js = std::move(*derived);
+  }
   if (req->type == 1) {
     if (auto ok = verify_mic(session, js->first, req->mic_input(), req->mic); !ok) {
       return ok.failure();
@@ -254,11 +283,13 @@ Result<JoinOutput> rejoin(pkcs11::Session& session, KeyDirectory& keys, const Re
   auto app_key = load_root_key(session, keys, in.root_keys, RootKeyKind::app_key, {.derive = true});
   if (!app_key) return app_key.failure();
   JoinOutput out;
-  const auto mic_input =
-      lorawan::join_accept_mic_input_1_1(req->type, in.join_eui, req->rj_count, in.accept);
-  auto sealed = seal_accept(session, js->first, mic_input, js->second, in.accept);
-  if (!sealed) return sealed.failure();
-  out.join_accept = std::move(*sealed);
+  if (plan.network) {
+    const auto mic_input =
+        lorawan::join_accept_mic_input_1_1(req->type, in.join_eui, req->rj_count, in.accept);
+    auto sealed = seal_accept(session, js->first, mic_input, js->second, in.accept);
+    if (!sealed) return sealed.failure();
+    out.join_accept = std::move(*sealed);
+  }
   if (auto ok = derive_1_1(session, keys, *nwk_key, *app_key, in.join_eui, in.accept, req->rj_count,
                            plan, out);
       !ok) {

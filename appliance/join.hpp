@@ -67,6 +67,10 @@ struct JoinInput {
   Delivery ns;                       // network session keys
   std::optional<Delivery> as;        // AppSKey for the AS, if it gets one in JoinAns
   bool store_app_s_key = true;       // AppSKey wrapped under the storage key
+  // Only the AppSKey for `as` (required), derived again from a request already answered:
+  // the MIC is verified as for a join, but no accept is built and no network key derived
+  // (`ns` is ignored). An AppSKeyReq for a session whose AS's KEK has changed since.
+  bool app_s_key_only = false;
 };
 
 /// For a rejoin the device's JoinEUI comes from the registry (type 0/2 requests do not
@@ -79,6 +83,7 @@ struct RejoinInput {
   Delivery ns;
   std::optional<Delivery> as;
   bool store_app_s_key = true;
+  bool app_s_key_only = false;  // as for JoinInput
 };
 
 struct JoinOutput {

@@ -2,7 +2,10 @@
 
 #include <openssl/crypto.h>
 
+#include <optional>
 #include <span>
+#include <string>
+#include <tuple>
 
 #include "schemas/lorawan/frames.hpp"
 
@@ -134,6 +137,37 @@ Result<Delivery> checked_delivery(const v1::Delivery& d, std::string_view field)
   return out;
 }
 
+namespace {
+
+/// Where a join's or rejoin's keys go: ns, as, store_app_s_key, app_s_key_only.
+using KeyTargets = std::tuple<Delivery, std::optional<Delivery>, bool, bool>;
+
+template <typename Op>
+Result<KeyTargets> key_plan(const Op& op, const std::string& name) {
+  KeyTargets out{Delivery{}, std::nullopt, op.store_app_s_key(), op.app_s_key_only()};
+  if (op.app_s_key_only()) {
+    if (!op.has_as()) return bad(name + ".as", "required with app_s_key_only");
+    if (op.store_app_s_key()) {
+      return bad(name + ".store_app_s_key", "must not be set with app_s_key_only");
+    }
+  } else if (!op.has_ns()) {
+    return bad(name + ".ns", "required");
+  }
+  if (op.has_ns()) {
+    auto ns = checked_delivery(op.ns(), name + ".ns");
+    if (!ns) return ns.failure();
+    std::get<0>(out) = *ns;
+  }
+  if (op.has_as()) {
+    auto as = checked_delivery(op.as(), name + ".as");
+    if (!as) return as.failure();
+    std::get<1>(out) = *as;
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<JoinInput> join_input(const v1::JoinOp& op) {
   JoinInput in;
   auto version = lorawan::parse_mac_version(op.mac_version());
@@ -156,16 +190,9 @@ Result<JoinInput> join_input(const v1::JoinOp& op) {
   auto accept = accept_fields(op.accept(), "join.accept");
   if (!accept) return accept.failure();
   in.accept = *accept;
-  if (!op.has_ns()) return bad("join.ns", "required");
-  auto ns = checked_delivery(op.ns(), "join.ns");
-  if (!ns) return ns.failure();
-  in.ns = *ns;
-  if (op.has_as()) {
-    auto as = checked_delivery(op.as(), "join.as");
-    if (!as) return as.failure();
-    in.as = *as;
-  }
-  in.store_app_s_key = op.store_app_s_key();
+  auto plan = key_plan(op, "join");
+  if (!plan) return plan.failure();
+  std::tie(in.ns, in.as, in.store_app_s_key, in.app_s_key_only) = std::move(*plan);
   return in;
 }
 
@@ -185,18 +212,15 @@ Result<RejoinInput> rejoin_input(const v1::RejoinOp& op) {
   if (!op.has_accept()) return bad("rejoin.accept", "required");
   auto accept = accept_fields(op.accept(), "rejoin.accept");
   if (!accept) return accept.failure();
-  if (!op.has_ns()) return bad("rejoin.ns", "required");
-  auto ns = checked_delivery(op.ns(), "rejoin.ns");
-  if (!ns) return ns.failure();
+  auto plan = key_plan(op, "rejoin");
+  if (!plan) return plan.failure();
   const auto phy = bytes_of(op.phy_payload());
-  RejoinInput in{
-      Bytes(phy.begin(), phy.end()), *join_eui, std::move(*root), *accept, *ns, std::nullopt,
-      op.store_app_s_key()};
-  if (op.has_as()) {
-    auto as = checked_delivery(op.as(), "rejoin.as");
-    if (!as) return as.failure();
-    in.as = *as;
-  }
+  RejoinInput in;
+  in.rejoin_request.assign(phy.begin(), phy.end());
+  in.join_eui = *join_eui;
+  in.root_keys = std::move(*root);
+  in.accept = *accept;
+  std::tie(in.ns, in.as, in.store_app_s_key, in.app_s_key_only) = std::move(*plan);
   return in;
 }
 

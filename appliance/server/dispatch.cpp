@@ -24,11 +24,12 @@ std::span<const std::uint8_t> bytes_of(const std::string& s) {
 Operation operation_of(const v1::Request& r) {
   switch (r.operation_case()) {
     case v1::Request::kJoin: {
+      if (r.join().app_s_key_only()) return Operation::rederive_app_s_key;
       const auto version = lorawan::parse_mac_version(r.join().mac_version());
       return version && lorawan::is_1_1(*version) ? Operation::join_1_1 : Operation::join_1_0;
     }
     case v1::Request::kRejoin:
-      return Operation::rejoin;
+      return r.rejoin().app_s_key_only() ? Operation::rederive_app_s_key : Operation::rejoin;
     case v1::Request::kRewrapAppSKey:
       return Operation::rewrap_app_s_key;
     case v1::Request::kImportRootKey:
@@ -345,7 +346,7 @@ void Dispatcher::run_join(Call& call) {
   if (op.has_root_keys() && op.root_keys().has_part()) {
     audit.key_label = op.root_keys().part().part_number();
   }
-  if (!op.ns().kek_label().empty()) audit.keks.push_back(op.ns().kek_label());
+  if (op.has_ns() && !op.ns().kek_label().empty()) audit.keks.push_back(op.ns().kek_label());
   if (op.has_as() && !op.as().kek_label().empty()) audit.keks.push_back(op.as().kek_label());
   auto in = join_input(op);
   if (!in) return call.answer(in.failure());
@@ -363,7 +364,7 @@ void Dispatcher::run_rejoin(Call& call) {
   if (op.has_root_keys() && op.root_keys().has_part()) {
     audit.key_label = op.root_keys().part().part_number();
   }
-  if (!op.ns().kek_label().empty()) audit.keks.push_back(op.ns().kek_label());
+  if (op.has_ns() && !op.ns().kek_label().empty()) audit.keks.push_back(op.ns().kek_label());
   if (op.has_as() && !op.as().kek_label().empty()) audit.keks.push_back(op.as().kek_label());
   auto in = rejoin_input(op);
   if (!in) return call.answer(in.failure());

@@ -24,6 +24,8 @@ std::string_view operation_name(Operation op) noexcept {
       return "rejoin";
     case Operation::rewrap_app_s_key:
       return "rewrap_app_s_key";
+    case Operation::rederive_app_s_key:
+      return "rederive_app_s_key";
     case Operation::import_root_key:
       return "import_root_key";
     case Operation::info:

@@ -21,6 +21,7 @@ enum class Operation : std::uint8_t {
   join_1_1,
   rejoin,
   rewrap_app_s_key,
+  rederive_app_s_key,  // a join or rejoin with app_s_key_only
   import_root_key,
   info,
   stats,

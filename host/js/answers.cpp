@@ -1,6 +1,7 @@
 #include "host/js/answers.hpp"
 
 #include <sstream>
+#include <variant>
 
 #include "host/js/log.hpp"
 #include "host/js/metrics.hpp"
@@ -175,6 +176,19 @@ std::string render_appliance_stats(const crypto::v1::StatsResult& s) {
     }
   }
   return out.str();
+}
+
+void set_root_keys(const registry::Device& device, crypto::v1::RootKeys& out) {
+  if (const auto* w = std::get_if<registry::WrappedRootKeys>(&device.root_keys)) {
+    auto* wrapped = out.mutable_wrapped();
+    wrapped->set_app_key(w->app_key.data(), w->app_key.size());
+    if (!w->nwk_key.empty()) wrapped->set_nwk_key(w->nwk_key.data(), w->nwk_key.size());
+  } else {
+    const auto& p = std::get<registry::PartRootKeys>(device.root_keys);
+    auto* part = out.mutable_part();
+    part->set_part_number(p.part_number);
+    part->set_serial(p.serial.data(), p.serial.size());
+  }
 }
 
 }  // namespace lorakeep::host::js

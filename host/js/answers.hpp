@@ -43,6 +43,9 @@ Result<std::optional<crypto::v1::Delivery>> ns_delivery(registry::Registry& regi
 Result<std::optional<crypto::v1::Delivery>> as_delivery(registry::Registry& registry,
                                                         const std::string& as_id);
 
+/// A device's root keys as the appliance takes them.
+void set_root_keys(const registry::Device& device, crypto::v1::RootKeys& out);
+
 std::string render_client_stats(const ClientStats& stats);
 std::string render_appliance_stats(const crypto::v1::StatsResult& stats);
 

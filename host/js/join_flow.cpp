@@ -40,19 +40,6 @@ Result<Frame> read_frame(const bi::Bytes& phy, bool rejoin) {
   return f;
 }
 
-void set_root_keys(const registry::Device& device, crypto::v1::RootKeys& out) {
-  if (const auto* w = std::get_if<registry::WrappedRootKeys>(&device.root_keys)) {
-    auto* wrapped = out.mutable_wrapped();
-    wrapped->set_app_key(w->app_key.data(), w->app_key.size());
-    if (!w->nwk_key.empty()) wrapped->set_nwk_key(w->nwk_key.data(), w->nwk_key.size());
-  } else {
-    const auto& p = std::get<registry::PartRootKeys>(device.root_keys);
-    auto* part = out.mutable_part();
-    part->set_part_number(p.part_number);
-    part->set_serial(p.serial.data(), p.serial.size());
-  }
-}
-
 void set_accept(const bi::JoinReq& request, const lorawan::NetId& net_id, std::uint32_t join_nonce,
                 crypto::v1::AcceptFields& out) {
   out.set_join_nonce(join_nonce);
@@ -223,6 +210,9 @@ Answer JoinService::join(const bi::JoinReq& request, const lorawan::NetId& net_i
       commit.session.as_app_s_key.assign(result.app_s_key().aes_key().begin(),
                                          result.app_s_key().aes_key().end());
     }
+    commit.session.origin = {request.phy_payload,
+                             std::string(lorawan::mac_version_name(device.mac_version)),
+                             device.join_eui, join_nonce, request.dl_settings.byte};
     commit.session.net_id = net_id;
     commit.session.created_unix = static_cast<std::int64_t>(std::time(nullptr));
     auto outcome = registry_.commit(commit);

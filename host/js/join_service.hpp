@@ -59,6 +59,11 @@ class JoinService {
   Answer dispatch(const bi::Request& request, const std::string& sender);
   Answer join(const bi::JoinReq& request, const lorawan::NetId& net_id, bool rejoin);
   Answer app_s_key(const bi::AppSKeyReq& request, const std::string& as_id);
+  /// The session's AppSKey derived again in the token from what it was derived from, for an
+  /// AS whose KEK is no longer the one its JoinAns envelope is under.
+  Answer app_s_key_again(const bi::AppSKeyReq& request, const std::string& as_id,
+                         const registry::Device& device, const registry::Session& kept,
+                         const crypto::v1::Delivery& to);
   Answer home_ns(const bi::HomeNSReq& request, const lorawan::NetId& net_id);
   std::mutex& device_lock(const lorawan::DevEui& dev_eui);
 

@@ -76,6 +76,19 @@ enum class DevNonceVerdict { fresh, replayed, not_increasing };
 DevNonceVerdict check_dev_nonce(const NonceState& state, lorawan::DevNonce nonce, bool counter);
 
 /// A session a join or rejoin created.
+/// What a session's keys were derived from, kept so that the token can derive its AppSKey
+/// again for an AS whose KEK changed after the JoinAns: the request as received (its MIC is
+/// verified again, under the device's root key) and the accept's JoinNonce and DLSettings.
+/// No key is kept for it. `request` is empty in sessions from before schema version 3.
+struct SessionOrigin {
+  Bytes request;            // the join- or rejoin-request's PHYPayload
+  std::string mac_version;  // the device's, as mac_version_name() spells it
+  lorawan::JoinEui join_eui;
+  std::uint32_t join_nonce = 0;
+  std::uint8_t dl_settings = 0;  // bit 7: OptNeg
+  friend bool operator==(const SessionOrigin&, const SessionOrigin&) = default;
+};
+
 struct Session {
   Bytes session_key_id;  // 1 to 64 bytes; unique per device
   lorawan::DevEui dev_eui;
@@ -86,6 +99,7 @@ struct Session {
   // Empty when the JoinAns carried none, or the configuration keeps none.
   std::string as_kek_label{};
   Bytes as_app_s_key{};
+  SessionOrigin origin{};
   friend bool operator==(const Session&, const Session&) = default;
 };
 

@@ -15,7 +15,7 @@ namespace {
 
 // Migration N (1-based) takes user_version N-1 to N. Append only: a released step never
 // changes, since files out there have already run it.
-constexpr std::array<const char*, 2> migrations = {
+constexpr std::array<const char*, 3> migrations = {
     // 1: the first schema. DevEUIs, JoinEUIs, NetIDs and NSIDs are big-endian blobs, so that
     // blob order is DevEUI order. Root keys are either the wrapped keys or the part number
     // and serial. allowed_net_ids packs 3-byte NetIDs; dev_nonce_history packs big-endian
@@ -83,6 +83,17 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     R"sql(
 ALTER TABLE sessions ADD COLUMN as_kek_label TEXT NOT NULL DEFAULT '';
 ALTER TABLE sessions ADD COLUMN as_app_s_key BLOB NOT NULL DEFAULT x'';
+)sql",
+    // 3: what a session's keys were derived from (the request as received, the device's
+    // MAC version and JoinEUI, the accept's JoinNonce and DLSettings), so that an AppSKeyReq
+    // from an AS whose KEK changed since the JoinAns is answered by deriving the AppSKey
+    // again in the token. Empty in sessions from before: those are refused as until now.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN origin_request BLOB NOT NULL DEFAULT x'';
+ALTER TABLE sessions ADD COLUMN origin_mac_version TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN origin_join_eui BLOB NOT NULL DEFAULT x'0000000000000000';
+ALTER TABLE sessions ADD COLUMN origin_join_nonce INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN origin_dl_settings INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 

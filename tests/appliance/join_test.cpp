@@ -298,6 +298,121 @@ TEST_CASE("rejoin types 0, 1 and 2") {
   }
 }
 
+TEST_CASE("app_s_key_only: the AppSKey of an answered request, derived again for another KEK") {
+  ApplianceFixture f;
+  const auto nwk_key = random_bytes(16);
+  const auto app_key = random_bytes(16);
+  // The AS's KEK has changed: the key now goes under "ns-kek", which the test can open too.
+  const appliance::Delivery new_kek{std::string("ns-kek"), false};
+  using pkcs11::Fn;
+
+  for (auto [version, dl] : {std::pair{MacVersion::v1_0_2, std::uint8_t{0x03}},
+                             std::pair{MacVersion::v1_1, std::uint8_t{0x80}},
+                             std::pair{MacVersion::v1_1, std::uint8_t{0x00}}}) {
+    const std::string version_name(lorawan::mac_version_name(version));
+    const int dl_settings = dl;
+    CAPTURE(version_name);
+    CAPTURE(dl_settings);
+    const bool v1_1 = lorawan::is_1_1(version);
+    appliance::JoinInput in;
+    in.mac_version = version;
+    in.join_request = make_join_request(v1_1 ? nwk_key : app_key, join_eui, dev_eui, 0x0102);
+    appliance::WrappedRootKeys wrapped{f.wrap_root(app_key), {}};
+    if (v1_1) wrapped.nwk_key = f.wrap_root(nwk_key);
+    in.root_keys = wrapped;
+    in.accept = fields(0x000777, dl, false);
+    in.ns = f.to_ns;
+    in.as = f.to_as;
+    in.store_app_s_key = false;
+    auto joined = appliance::join(f.session, f.keys, in);
+    REQUIRE(joined.ok());
+    REQUIRE(joined->app_s_key);
+    const auto app_s_key = f.open(*joined->app_s_key);
+    // What a device computes (OpenSSL): 1.1 with OptNeg from AppKey and the JoinEUI, else
+    // from the 1.0 root key (1.1 without OptNeg: NwkKey) and the NetID.
+    const auto expected =
+        v1_1 && (dl & 0x80) != 0
+            ? ref::aes_ecb_encrypt(app_key, block_1_1(2, 0x000777, join_eui, 0x0102))
+            : ref::aes_ecb_encrypt(v1_1 ? nwk_key : app_key,
+                                   block_1_0(2, 0x000777, net_id, 0x0102));
+    CHECK(app_s_key == expected);
+
+    auto again_in = in;
+    again_in.app_s_key_only = true;
+    again_in.ns = appliance::Delivery{};  // ignored: no network key is derived
+    again_in.as = new_kek;
+    again_in.accept = fields(0x000777, dl, false);
+    again_in.accept.dev_addr = *lorawan::DevAddr::from_hex("00000000");  // not used
+    auto again = appliance::join(f.session, f.keys, again_in);
+    REQUIRE_MESSAGE(again.ok(), (again.ok() ? "" : message(again.failure())));
+    REQUIRE(again->app_s_key);
+    CHECK(again->app_s_key->kek_label == "ns-kek");
+    CHECK(f.open(*again->app_s_key) == expected);
+    CHECK(again->join_accept.empty());
+    CHECK_FALSE(again->nwk_s_key);
+    CHECK_FALSE(again->f_nwk_s_int_key);
+    CHECK(again->stored_app_s_key.empty());
+    // The MIC check, one derivation, one wrap, besides the root-key unwraps.
+    CHECK(again->calls.crypto() - again->calls.of(Fn::UnwrapKey) == 3);
+
+    // A request that does not verify under the root keys (they were replaced) is refused.
+    auto replaced = again_in;
+    replaced.root_keys =
+        appliance::WrappedRootKeys{f.wrap_root(random_bytes(16)), f.wrap_root(random_bytes(16))};
+    auto refused = appliance::join(f.session, f.keys, replaced);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.failure().status == Status::mic_failed);
+    // Without an AS to deliver to there is nothing to do.
+    auto nowhere = again_in;
+    nowhere.as.reset();
+    auto malformed = appliance::join(f.session, f.keys, nowhere);
+    REQUIRE_FALSE(malformed.ok());
+    CHECK(malformed.failure().status == Status::malformed);
+  }
+
+  SUBCASE("rejoins, types 0 and 1") {
+    Bytes js_int_block{0x06};
+    for (auto b : air(dev_eui))
+      js_int_block.push_back(b);
+    js_int_block.resize(16, 0);
+    const auto js_int = ref::aes_ecb_encrypt(nwk_key, js_int_block);
+    for (std::uint8_t type : {std::uint8_t{0}, std::uint8_t{1}}) {
+      const int type_number = type;
+      CAPTURE(type_number);
+      const std::uint16_t rj = type == 1 ? 9 : 400;
+      Bytes phy{0xC0, type};
+      const auto middle = type == 1 ? air(join_eui) : air(net_id);
+      phy.insert(phy.end(), middle.begin(), middle.end());
+      for (auto b : air(dev_eui))
+        phy.push_back(b);
+      phy.push_back(static_cast<std::uint8_t>(rj & 0xFF));
+      phy.push_back(static_cast<std::uint8_t>(rj >> 8));
+      const auto mic = ref::aes_cmac(type == 1 ? js_int : random_bytes(16), phy);
+      phy.insert(phy.end(), mic.begin(), mic.begin() + 4);
+      appliance::RejoinInput in;
+      in.rejoin_request = phy;
+      in.join_eui = *lorawan::JoinEui::from_hex(join_eui);
+      in.root_keys = appliance::WrappedRootKeys{f.wrap_root(app_key), f.wrap_root(nwk_key)};
+      in.accept = fields(88, 0x80, false);
+      in.as = new_kek;
+      in.store_app_s_key = false;
+      in.app_s_key_only = true;
+      auto out = appliance::rejoin(f.session, f.keys, in);
+      REQUIRE_MESSAGE(out.ok(), (out.ok() ? "" : message(out.failure())));
+      REQUIRE(out->app_s_key);
+      CHECK(f.open(*out->app_s_key) ==
+            ref::aes_ecb_encrypt(app_key, block_1_1(2, 88, join_eui, rj)));
+      CHECK(out->join_accept.empty());
+      CHECK_FALSE(out->f_nwk_s_int_key);
+      if (type == 1) {
+        auto bad = in;
+        bad.rejoin_request.back() ^= 0x01;
+        CHECK(appliance::rejoin(f.session, f.keys, bad).failure().status == Status::mic_failed);
+      }
+    }
+  }
+}
+
 TEST_CASE("secure-element parts: root keys derived from the part key and the serial") {
   ApplianceFixture f;
   const auto part_key = random_bytes(16);

@@ -149,6 +149,25 @@ TEST_CASE("every field is checked: the answer names the field") {
        "join.accept"},
       {"no NS delivery", [](v1::Request& r) { r.mutable_join()->clear_ns(); }, v1::MALFORMED,
        "join.ns"},
+      {"app_s_key_only without an AS",
+       [](v1::Request& r) {
+         r.mutable_join()->set_app_s_key_only(true);
+         r.mutable_join()->clear_as();
+       },
+       v1::MALFORMED, "join.as"},
+      {"app_s_key_only with a storage wrap",
+       [](v1::Request& r) {
+         r.mutable_join()->set_app_s_key_only(true);
+         r.mutable_join()->set_store_app_s_key(true);
+       },
+       v1::MALFORMED, "join.store_app_s_key"},
+      {"app_s_key_only with a wrong MIC",
+       [](v1::Request& r) {
+         r.mutable_join()->set_app_s_key_only(true);
+         r.mutable_join()->set_store_app_s_key(false);
+         (*r.mutable_join()->mutable_phy_payload())[20] ^= 0x10;
+       },
+       v1::MIC_FAILED, "MIC"},
       {"a KEK label with a blank",
        [](v1::Request& r) { r.mutable_join()->mutable_ns()->set_kek_label("ns kek"); },
        v1::MALFORMED, "join.ns.kek_label"},
@@ -181,6 +200,18 @@ TEST_CASE("every field is checked: the answer names the field") {
     CHECK(v1::Code_Name(answer.code()) == v1::Code_Name(refusal.code));
     CHECK_MESSAGE(answer.message().find(refusal.message) != std::string::npos, answer.message());
     CHECK_FALSE(answer.has_join());
+  }
+  SUBCASE("app_s_key_only: no NS delivery needed, only the AppSKey comes back") {
+    auto r = join_request(++id, d, "1.0.2", 7, 8);
+    r.mutable_join()->clear_ns();
+    r.mutable_join()->set_app_s_key_only(true);
+    r.mutable_join()->set_store_app_s_key(false);
+    const auto answer = client.call(r);
+    REQUIRE_MESSAGE(answer.code() == v1::OK, answer.message());
+    CHECK(answer.join().join_accept().empty());
+    CHECK_FALSE(answer.join().has_nwk_s_key());
+    CHECK(answer.join().app_s_key().kek_label() == "as-kek");
+    CHECK(answer.join().app_s_key().aes_key().size() == 24);
   }
   SUBCASE("rewrap and import fields") {
     auto r = request(1);

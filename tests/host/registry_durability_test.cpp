@@ -77,29 +77,61 @@ TEST_CASE("durability: a commit survives a process that exits without closing") 
   CHECK(must(reg->find_session(dev, Bytes{0x5E, 7})).has_value());
 }
 
-TEST_CASE("open: a registry from schema version 1 is migrated, its sessions kept") {
-  TempDir dir;
-  const auto dev = eui(1);
-  Commit delivered = join(dev, 1, 2);
-  delivered.session.stored_app_s_key.clear();
-  delivered.session.as_kek_label = "as-kek";
-  delivered.session.as_app_s_key = Bytes(24, 0xA5);
-  {
-    auto reg = open(dir);
-    must(reg->add_device(wrapped(1)));
-    REQUIRE(must(reg->commit(join(dev, 0, 1))) == CommitOutcome::committed);
+namespace {
+
+// What the migrations after `version` added, dropped again: a registry as that version wrote it.
+std::string back_to(int version) {
+  std::string sql =
+      "ALTER TABLE sessions DROP COLUMN origin_request; "
+      "ALTER TABLE sessions DROP COLUMN origin_mac_version; "
+      "ALTER TABLE sessions DROP COLUMN origin_join_eui; "
+      "ALTER TABLE sessions DROP COLUMN origin_join_nonce; "
+      "ALTER TABLE sessions DROP COLUMN origin_dl_settings; ";
+  if (version < 2) {
+    sql +=
+        "ALTER TABLE sessions DROP COLUMN as_kek_label; "
+        "ALTER TABLE sessions DROP COLUMN as_app_s_key; ";
   }
-  // Back to what version 1 wrote: its sessions table had no AS envelope.
-  sql_exec(dir.db(),
-           "ALTER TABLE sessions DROP COLUMN as_kek_label; "
-           "ALTER TABLE sessions DROP COLUMN as_app_s_key; PRAGMA user_version = 1");
-  auto reg = open(dir);
-  CHECK(must(reg->find_session(dev, Bytes{0x5E, 1})) == session(dev, 1));
-  // A session of the new kind is written and read back whole.
-  REQUIRE(must(reg->commit(delivered)) == CommitOutcome::committed);
-  CHECK(must(reg->find_session(dev, Bytes{0x5E, 2})) == delivered.session);
-  reg.reset();
-  CHECK(must(open(dir)->find_session(dev, Bytes{0x5E, 2})) == delivered.session);
+  return sql + "PRAGMA user_version = " + std::to_string(version);
+}
+
+}  // namespace
+
+TEST_CASE("open: a registry from schema version 1 or 2 is migrated, its sessions kept") {
+  for (int version : {1, 2}) {
+    CAPTURE(version);
+    TempDir dir;
+    const auto dev = eui(1);
+    Commit delivered = join(dev, 1, 2);
+    delivered.session.stored_app_s_key.clear();
+    delivered.session.as_kek_label = "as-kek";
+    delivered.session.as_app_s_key = Bytes(24, 0xA5);
+    delivered.session.origin = {Bytes(23, 0x00), "1.0.4",
+                                *lorawan::JoinEui::from_hex("70B3D57ED0000001"), 0x00ABCD, 0x03};
+    Session old = session(dev, 1);
+    if (version == 2) {
+      old.stored_app_s_key.clear();
+      old.as_kek_label = "as-kek";
+      old.as_app_s_key = Bytes(24, 0x5A);
+    }
+    {
+      auto reg = open(dir);
+      must(reg->add_device(wrapped(1)));
+      Commit first = join(dev, 0, 1);
+      first.session = old;
+      REQUIRE(must(reg->commit(first)) == CommitOutcome::committed);
+    }
+    sql_exec(dir.db(), back_to(version).c_str());
+    auto reg = open(dir);
+    // Read back as it was written; the origin of an older session is empty.
+    CHECK(must(reg->find_session(dev, Bytes{0x5E, 1})) == old);
+    CHECK(must(reg->find_session(dev, Bytes{0x5E, 1}))->origin.request.empty());
+    // A session of the new kind is written and read back whole.
+    REQUIRE(must(reg->commit(delivered)) == CommitOutcome::committed);
+    CHECK(must(reg->find_session(dev, Bytes{0x5E, 2})) == delivered.session);
+    reg.reset();
+    CHECK(must(open(dir)->find_session(dev, Bytes{0x5E, 2})) == delivered.session);
+  }
 }
 
 TEST_CASE("open: refuses newer schemas, non-SQLite files, other databases, bad options") {

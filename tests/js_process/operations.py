@@ -283,41 +283,71 @@ def keep_app_s_key_when_not_delivered(checks, env):
 
 
 def app_s_key_req_after_kek_change(checks, env):
-    """A kept envelope is returned only while the AS still has the KEK it is under; after
-    the AS's KEK changes, AppSKeyReq is refused with no key and no word of the old KEK."""
-    d = env.add_device(h.Device("1.0.4"))
+    """A kept envelope is returned only while the AS still has the KEK it is under. After
+    the AS's KEK changes, AppSKeyReq gets the same AppSKey under the new KEK, derived again
+    in the token from the session's join- or rejoin-request, with no word of the old KEK."""
     ns = h.Client(env, env.certs[NS_A])
-    nonce = d.nonce()
-    req = h.join_req(d, nonce)
-    _, ans = ns.post(req)
+    sessions = []  # (what, DevEUI, SessionKeyID, the AppSKey the reference derives)
+    for mac, dl in (("1.0.4", 0x00), ("1.1", 0x80), ("1.1", 0x00)):
+        d = env.add_device(h.Device(mac))
+        nonce = d.nonce()
+        req = h.join_req(d, nonce, dl_settings=dl)
+        _, ans = ns.post(req)
+        problems = h.check_join_ans(env, d, nonce, req, ans)
+        what = f"{mac} join, DLSettings {dl:02x}"
+        checks.record(f"KEK change: the {what} succeeds", not problems, "; ".join(problems))
+        sessions.append((what, d, ans.get("SessionKeyID", "00"), ans.get("_app_s_key")))
+    # A rejoin type 1 of the last 1.1 device's first join.
+    d = sessions[1][1]
+    js_int = h.ref.derive_js_keys(d.nwk_key, d.dev_eui)["JSIntKey"]
+    phy = h.ref.rejoin_request(1, js_int, d.dev_eui, 1, join_eui=d.join_eui)
+    m = h.header("RejoinReq", NS_A, JOIN_EUI, "1.1", "0102030405060708")
+    m.update({"MACVersion": "1.1", "PHYPayload": phy.hex(), "DevEUI": d.eui(),
+              "DevAddr": "01020304", "DLSettings": "80", "RxDelay": 1})
+    _, ans = ns.post(m)
     ns.close()
-    problems = h.check_join_ans(env, d, nonce, req, ans)
-    checks.record("KEK change: the join succeeds", not problems, "; ".join(problems))
-    areq = h.header("AppSKeyReq", AS_ID, JOIN_EUI)
-    areq.update({"DevEUI": d.eui(), "SessionKeyID": ans.get("SessionKeyID", "00")})
+    opened = h.ref.device_open_join_accept(
+        "1.1", d.app_key, d.nwk_key, bytes.fromhex(ans.get("PHYPayload", "00" * 17)), d.join_eui,
+        h.ref.rjcount_display(1), join_req_type=1, dev_eui=d.dev_eui)
+    want = None
+    if opened["mic_ok"]:
+        join_nonce = opened["plaintext"][1:4][::-1]
+        want = h.ref.derive_session_keys_11(d.nwk_key, d.app_key, join_nonce, d.join_eui,
+                                            h.ref.rjcount_display(1))["AppSKey"]
+    checks.record("KEK change: the rejoin succeeds",
+                  result_of(ans) == "Success" and want is not None, h.shown(ans, 200))
+    sessions.append(("1.1 rejoin type 1", d, ans.get("SessionKeyID", "00"), want))
 
-    def ask():
+    def ask(device, session_key_id):
+        areq = h.header("AppSKeyReq", AS_ID, JOIN_EUI)
+        areq.update({"DevEUI": device.eui(), "SessionKeyID": session_key_id})
         asrv = h.Client(env, env.certs[AS_ID])
         try:
-            return asrv.post(dict(areq))[1]
+            return asrv.post(areq)[1]
         finally:
             asrv.close()
 
     ca = env.certs["ca:" + AS_ID]
     env.ctl("peer", "add", "--as-id", AS_ID, "--ca", ca, "--kek-label", "as-other-kek")
     try:
-        refused = ask()
+        for what, device, sid, app_s_key in sessions:
+            got = ask(device, sid)
+            envelope = got.get("AppSKey", {})
+            plain = h._unwrap(env.keks["as-other-kek"], envelope.get("AESKey", ""))
+            checks.record(f"KEK change: AppSKeyReq for the {what} gets the same AppSKey under "
+                          "the new KEK, and no word of the old one",
+                          result_of(got) == "Success" and envelope.get("KEKLabel") == "as-other-kek"
+                          and app_s_key is not None and plain == app_s_key
+                          and "as-kek" not in json.dumps(got), h.shown(got, 300))
     finally:
         env.ctl("peer", "add", "--as-id", AS_ID, "--ca", ca, "--kek-label", "as-kek")
-    text = json.dumps(refused)
-    checks.record("KEK change: AppSKeyReq for a session delivered under the old KEK is "
-                  "refused (Other), with no key and no old KEK label",
-                  result_of(refused) == "Other" and "AppSKey" not in refused
-                  and "as-kek" not in text, h.shown(refused, 300))
-    again = ask()
-    checks.record("KEK change: with the KEK back, the same AppSKeyReq succeeds",
+    what, device, sid, app_s_key = sessions[0]
+    again = ask(device, sid)
+    checks.record("KEK change: with the KEK back, the kept envelope is returned again",
                   result_of(again) == "Success"
-                  and again.get("AppSKey", {}).get("KEKLabel") == "as-kek", h.shown(again, 300))
+                  and again.get("AppSKey", {}).get("KEKLabel") == "as-kek"
+                  and h._unwrap(env.keks["as-kek"], again["AppSKey"].get("AESKey", "")) == app_s_key,
+                  h.shown(again, 300))
 
 
 def identity_mode(checks, env):
