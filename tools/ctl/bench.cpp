@@ -291,7 +291,8 @@ int run_bench(Context& ctx, const Options& o) {
       }
     }
     auto* client = &ctx.appliance(std::max<std::size_t>(2, o.provision_jobs));
-    auto& scheduler = scheduler_storage.emplace(population, registry, random_seed());
+    auto& scheduler = scheduler_storage.emplace(
+        population, [&ctx]() -> reg::Registry& { return ctx.registry(8); }, random_seed());
 
     if (o.warmup > 0) {
       const auto items = scheduler.draw(o.warmup);

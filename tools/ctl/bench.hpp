@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -120,10 +121,13 @@ struct JoinItem {
 /// Draws joins over the population: versions interleaved by weight, devices of each version
 /// in a pseudo-random order that visits every device before any repeats; DevNonces valid for
 /// each (the next counter value above the registry's, or a random one the device has not
-/// used). Reads the nonce state of each device the first time it is drawn.
+/// used). Reads the nonce state of each device the first time it is drawn, from the registry
+/// `registry()` returns then: the floor closes the registry before it forks, so the
+/// scheduler must not keep a reference to it across draws.
 class Scheduler {
  public:
-  Scheduler(const Population& population, host::registry::Registry& registry, std::uint64_t seed);
+  using RegistryAccess = std::function<host::registry::Registry&()>;
+  Scheduler(const Population& population, RegistryAccess registry, std::uint64_t seed);
   std::vector<JoinItem> draw(std::uint64_t count);
   [[nodiscard]] std::uint64_t nonce_resets() const noexcept { return resets_; }
 
@@ -136,7 +140,7 @@ class Scheduler {
   std::uint16_t nonce_for(std::size_t part, std::uint64_t index);
 
   const Population& population_;
-  host::registry::Registry& registry_;
+  RegistryAccess registry_;
   std::vector<std::uint64_t> drawn_;   // per part
   std::vector<std::uint64_t> stride_;  // per part, coprime with its size
   std::vector<std::uint64_t> offset_;  // per part

@@ -283,8 +283,8 @@ ProvisionReport provision(Context& ctx, const Options& o, const Population& popu
 
 // ---- the schedule ----
 
-Scheduler::Scheduler(const Population& population, reg::Registry& registry, std::uint64_t seed)
-    : population_(population), registry_(registry), rng_(seed) {
+Scheduler::Scheduler(const Population& population, RegistryAccess registry, std::uint64_t seed)
+    : population_(population), registry_(std::move(registry)), rng_(seed) {
   for (const auto& p : population.parts()) {
     const std::uint64_t n = p.devices;
     std::uint64_t stride = 1;
@@ -305,7 +305,7 @@ std::uint16_t Scheduler::nonce_for(std::size_t part, std::uint64_t index) {
   auto it = state_.find(id);
   if (it == state_.end()) {
     const auto eui = population_.dev_eui(part, index);
-    auto state = must(registry_.nonce_state(eui), "reading nonce state");
+    auto state = must(registry_().nonce_state(eui), "reading nonce state");
     if (!state) {
       throw CtlError(Exit::not_found,
                      "device " + eui.hex() + " is not in the registry: run bench with --provision");
@@ -317,7 +317,7 @@ std::uint16_t Scheduler::nonce_for(std::size_t part, std::uint64_t index) {
       if (s.next > 0xFFF0) {
         // This device has used nearly every DevNonce in earlier runs: an operator reset
         // (audited in the registry like `device reset-nonces`).
-        (void)must(registry_.reset_nonces(eui), "resetting the nonces of " + eui.hex());
+        (void)must(registry_().reset_nonces(eui), "resetting the nonces of " + eui.hex());
         s.next = 1;
         ++resets_;
       }
