@@ -122,6 +122,24 @@ std::optional<double> token_us(const nlohmann::json& delta, const std::string& o
   return ops[op]["token_us_per_op"].get<double>();
 }
 
+/// How long, per join, the worker serving a calibration was not serving a join: the
+/// calibration's wall time less the appliance's time on its joins, per join. (TLS, JSON,
+/// SQLite and the bench run meanwhile, elsewhere.)
+std::optional<std::chrono::microseconds> calibration_idle(const nlohmann::json& calibration) {
+  if (!calibration.contains("appliance")) return std::nullopt;
+  const auto ok = calibration["ok"].get<double>();
+  if (ok <= 0) return std::nullopt;
+  double busy = 0;
+  for (const std::string op : {"join_1_0", "join_1_1"}) {
+    const auto& ops = calibration["appliance"]["ok_operations"];
+    if (!ops.contains(op)) continue;
+    busy += ops[op]["count"].get<double>() * ops[op]["latency_us_per_op"].get<double>();
+  }
+  const double idle = (calibration["seconds"].get<double>() * 1e6 - busy) / ok;
+  if (idle <= 0) return std::nullopt;
+  return std::chrono::microseconds(static_cast<std::int64_t>(idle));
+}
+
 /// The floor's time per join for the versions behind one appliance operation.
 std::optional<double> floor_us(const nlohmann::json& floor, const std::string& op) {
   double sum = 0;
@@ -222,14 +240,27 @@ int run_bench(Context& ctx, const Options& o) {
     const std::uint64_t floor_joins = std::max<std::uint64_t>(200, o.floor_joins / o.rounds);
     for (unsigned i = 0; i < o.rounds; ++i) {
       nlohmann::json round = {{"calibration", calibrate(o.calibrate)}};
-      round["floor"] = bench::run_floor(ctx, o, population, keys, 1, floor_joins);
-      clean = clean && round["floor"]["errors"] == 0;
+      // Also the same floor paced like the calibration: idle as long between joins as the
+      // worker was. It tells what idling alone costs the token's work on this machine. The
+      // two floors take turns at coming first, so that drift does not favour one.
+      const auto idle = calibration_idle(round["calibration"]);
+      for (const bool paced : {i % 2 == 1, i % 2 == 0}) {
+        if (paced && !idle) continue;
+        const char* name = paced ? "paced_floor" : "floor";
+        round[name] = bench::run_floor(ctx, o, population, keys, 1, floor_joins,
+                                       paced ? *idle : std::chrono::microseconds{});
+        clean = clean && round[name]["errors"] == 0;
+      }
       for (const std::string op : {"join_1_0", "join_1_1"}) {
-        const auto f = floor_us(round["floor"], op);
-        const auto a = round["calibration"].contains("appliance")
-                           ? appliance_us(round["calibration"]["appliance"], op)
-                           : std::nullopt;
-        if (a && f && *f > 0) round[op + "_appliance_over_floor"] = *a / *f;
+        const double a = round["calibration"].contains("appliance")
+                             ? appliance_us(round["calibration"]["appliance"], op).value_or(0)
+                             : 0;
+        const double f = floor_us(round["floor"], op).value_or(0);
+        if (a > 0 && f > 0) round[op + "_appliance_over_floor"] = a / f;
+        if (!round.contains("paced_floor")) continue;
+        const double p = floor_us(round["paced_floor"], op).value_or(0);
+        if (a > 0 && p > 0) round[op + "_appliance_over_paced_floor"] = a / p;
+        if (f > 0 && p > 0) round[op + "_paced_floor_over_floor"] = p / f;
       }
       rounds.push_back(std::move(round));
     }
@@ -265,6 +296,20 @@ int run_bench(Context& ctx, const Options& o) {
       cmp[op + "_appliance_over_floor"] = median(ratios);
       cmp[op + "_appliance_over_floor_min"] = *std::min_element(ratios.begin(), ratios.end());
       cmp[op + "_appliance_over_floor_max"] = *std::max_element(ratios.begin(), ratios.end());
+      std::vector<double> paced;
+      std::vector<double> paced_floor;
+      std::vector<double> idle;
+      for (const auto& round : rounds) {
+        if (!round.contains(op + "_appliance_over_paced_floor")) continue;
+        paced.push_back(round[op + "_appliance_over_paced_floor"].get<double>());
+        paced_floor.push_back(*floor_us(round["paced_floor"], op));
+        idle.push_back(round["paced_floor"]["gap_us"].get<double>());
+      }
+      if (paced.empty()) continue;
+      cmp[op + "_paced_floor_us"] = median(paced_floor);
+      cmp[op + "_paced_floor_gap_us"] = median(idle);
+      cmp[op + "_paced_floor_over_floor"] = median(paced_floor) / median(floor);
+      cmp[op + "_appliance_over_paced_floor"] = median(paced);
     }
   };
   if (o.joins > 0) {

@@ -233,9 +233,12 @@ double load_average();
 /// Replays joins of the population's first devices straight against the configured token
 /// (appliance::join(), as lorakeep-cs runs it, same wrapped root keys and KEK deliveries),
 /// in `processes` processes at once, each as appliance.user. No network, JSON or registry.
+/// With a `gap`, each process sleeps that long before each join (not timed): the floor paced
+/// like a calibration, whose worker idles between joins while the rest of the round trip
+/// runs elsewhere.
 nlohmann::json run_floor(Context& ctx, const Options& o, const Population& population,
-                         const nsim::KeyExpectations& keys, unsigned processes,
-                         std::uint64_t joins);
+                         const nsim::KeyExpectations& keys, unsigned processes, std::uint64_t joins,
+                         std::chrono::microseconds gap = {});
 
 // ---- reporting (bench_report.cpp) ----
 

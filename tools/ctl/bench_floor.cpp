@@ -212,7 +212,8 @@ double cpu_seconds() {
                               const std::vector<FloorInput>& inputs,
                               const std::vector<std::size_t>& order,
                               const nsim::KeyExpectations& keys, std::uint64_t joins,
-                              std::size_t parts, int result_fd, int go_fd) {
+                              std::chrono::microseconds gap, std::size_t parts, int result_fd,
+                              int go_fd) {
   int code = 0;
   try {
     if (user) {
@@ -265,13 +266,16 @@ double cpu_seconds() {
     std::uint64_t errors = 0;
     const double cpu0 = cpu_seconds();
     const Clock::time_point t0 = Clock::now();
+    double timed_us = 0;
     for (std::uint64_t j = 0; j < joins; ++j) {
       const FloorInput& f = inputs[order[j % order.size()]];
+      if (gap.count() > 0) std::this_thread::sleep_for(gap);
       const Clock::time_point a = Clock::now();
       auto out = appliance::join(session, directory, f.in);
       const Clock::time_point b = Clock::now();
       if (!out) ++errors;
       const double us = std::chrono::duration<double, std::micro>(b - a).count();
+      timed_us += us;
       us_sum[f.part] += us;
       ++count[f.part];
       latencies.push_back(static_cast<std::uint32_t>(us));
@@ -287,6 +291,7 @@ double cpu_seconds() {
                                          {"seconds", wall},
                                          {"cpu_seconds", cpu},
                                          {"errors", errors},
+                                         {"timed_us", timed_us},
                                          {"us_per_join_by_part", per},
                                          {"latency", to_json(lat)}}
                               .dump());
@@ -300,8 +305,8 @@ double cpu_seconds() {
 }  // namespace
 
 nlohmann::json run_floor(Context& ctx, const Options& o, const Population& population,
-                         const nsim::KeyExpectations& keys, unsigned processes,
-                         std::uint64_t joins) {
+                         const nsim::KeyExpectations& keys, unsigned processes, std::uint64_t joins,
+                         std::chrono::microseconds gap) {
   const auto& config = ctx.appliance_config();
   const std::vector<FloorInput> inputs = floor_inputs(ctx, o, population);
   std::optional<cpu_set_t> cs_cpus;
@@ -372,8 +377,8 @@ nlohmann::json run_floor(Context& ctx, const Options& o, const Population& popul
       // On the CPUs lorakeep-cs may use: the floor and the appliance it is compared with
       // then run on the same cores (they differ on a shared host), whatever the bench's own.
       if (cs_cpus) (void)::sched_setaffinity(0, sizeof(*cs_cpus), &*cs_cpus);
-      floor_child(config, pin, user, inputs, order, keys, per_process, population.parts().size(),
-                  result[1], go[0]);
+      floor_child(config, pin, user, inputs, order, keys, per_process, gap,
+                  population.parts().size(), result[1], go[0]);
     }
     ::close(result[1]);
     children.push_back({pid, result[0], {}});
@@ -427,7 +432,9 @@ nlohmann::json run_floor(Context& ctx, const Options& o, const Population& popul
     cpu += r["cpu_seconds"].get<double>();
     total += r["joins"].get<std::uint64_t>();
     errors += r["errors"].get<std::uint64_t>();
-    us_mean += r["seconds"].get<double>() * 1e6 / r["joins"].get<double>();
+    // Paced, the wall time is mostly the gaps: the joins' own time is what was timed.
+    us_mean += (gap.count() > 0 ? r["timed_us"].get<double>() : r["seconds"].get<double>() * 1e6) /
+               r["joins"].get<double>();
     for (std::size_t p = 0; p < per_part.size(); ++p) {
       per_part[p] += r["us_per_join_by_part"][p].get<double>();
     }
@@ -449,6 +456,7 @@ nlohmann::json run_floor(Context& ctx, const Options& o, const Population& popul
     if (problem.empty()) problem = r["problem"].get<std::string>();
   }
   return {{"processes", results.size()},
+          {"gap_us", gap.count()},
           {"user", user ? config.user : std::string("(as invoked)")},
           {"joins", total},
           {"errors", errors},

@@ -236,6 +236,16 @@ void print_summary(const nlohmann::json& report) {
       if (!line.empty()) {
         std::cout << "  " << op << " appliance ÷ floor, round by round:" << line << "\n";
       }
+      std::string paced;
+      for (const auto& round : report["rounds"]) {
+        if (!round.contains(op + "_appliance_over_paced_floor")) continue;
+        paced += " " + fixed(round[op + "_appliance_over_paced_floor"].get<double>(), 2);
+      }
+      if (!paced.empty()) {
+        std::cout << "  " << op
+                  << " appliance ÷ floor paced like the calibration, round by round:" << paced
+                  << "\n";
+      }
     }
   }
   if (report.contains("service_vs_floor")) {
