@@ -39,14 +39,25 @@ Bytes expected_accept_1_0(const Bytes& key, const lorawan::JoinAcceptFields& f) 
   return sealed;
 }
 
+Bytes js_key(std::uint8_t prefix, const Bytes& nwk_key) {
+  Bytes block{prefix};
+  for (auto b : air(dev_eui))
+    block.push_back(b);
+  block.resize(16, 0);
+  return ref::aes_ecb_encrypt(nwk_key, block);
+}
+
+Bytes js_enc_key(const Bytes& nwk_key) {
+  return js_key(0x05, nwk_key);
+}
+
+Bytes js_int_key(const Bytes& nwk_key) {
+  return js_key(0x06, nwk_key);
+}
+
 Bytes expected_accept_1_1(const Bytes& nwk_key, const Bytes& enc_key, std::uint8_t join_req_type,
                           std::uint16_t dev_nonce, const lorawan::JoinAcceptFields& f) {
-  const auto dev = from_hex(dev_eui);
-  Bytes js_int_block{0x06};
-  for (auto b : air(dev_eui))
-    js_int_block.push_back(b);
-  js_int_block.resize(16, 0);
-  const auto js_int = ref::aes_ecb_encrypt(nwk_key, js_int_block);
+  const auto js_int = js_int_key(nwk_key);
   Bytes mic_input{join_req_type};
   for (auto b : air(join_eui))
     mic_input.push_back(b);
@@ -62,12 +73,19 @@ Bytes expected_accept_1_1(const Bytes& nwk_key, const Bytes& enc_key, std::uint8
   return sealed;
 }
 
-Bytes js_enc_key(const Bytes& nwk_key) {
-  Bytes block{0x05};
+/// A rejoin-request of `type` (type 1 signed with JSIntKey; types 0/2 with SNwkSIntKey,
+/// which only the NS checks: a random key here).
+Bytes make_rejoin(std::uint8_t type, std::uint16_t rj, const Bytes& js_int) {
+  Bytes phy{0xC0, type};
+  const auto middle = type == 1 ? air(join_eui) : air(net_id);
+  phy.insert(phy.end(), middle.begin(), middle.end());
   for (auto b : air(dev_eui))
-    block.push_back(b);
-  block.resize(16, 0);
-  return ref::aes_ecb_encrypt(nwk_key, block);
+    phy.push_back(b);
+  phy.push_back(static_cast<std::uint8_t>(rj & 0xFF));
+  phy.push_back(static_cast<std::uint8_t>(rj >> 8));
+  const auto mic = ref::aes_cmac(type == 1 ? js_int : random_bytes(16), phy);
+  phy.insert(phy.end(), mic.begin(), mic.begin() + 4);
+  return phy;
 }
 
 std::string message(const Failure& f) {
@@ -250,29 +268,14 @@ TEST_CASE("rejoin types 0, 1 and 2") {
   const auto nwk_key = random_bytes(16);
   const auto app_key = random_bytes(16);
   const Bytes js_enc = js_enc_key(nwk_key);
-  Bytes js_int_block{0x06};
-  for (auto b : air(dev_eui))
-    js_int_block.push_back(b);
-  js_int_block.resize(16, 0);
-  const auto js_int = ref::aes_ecb_encrypt(nwk_key, js_int_block);
+  const Bytes js_int = js_int_key(nwk_key);
 
   for (std::uint8_t type : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{2}}) {
     const int type_number = type;
     CAPTURE(type_number);
     const std::uint16_t rj = type == 1 ? 5 : 300;
-    Bytes phy{0xC0, type};
-    const auto middle = type == 1 ? air(join_eui) : air(net_id);
-    phy.insert(phy.end(), middle.begin(), middle.end());
-    for (auto b : air(dev_eui))
-      phy.push_back(b);
-    phy.push_back(static_cast<std::uint8_t>(rj & 0xFF));
-    phy.push_back(static_cast<std::uint8_t>(rj >> 8));
-    // Type 1 is signed with JSIntKey; types 0/2 with SNwkSIntKey, which only the NS checks.
-    const auto mic = ref::aes_cmac(type == 1 ? js_int : random_bytes(16), phy);
-    phy.insert(phy.end(), mic.begin(), mic.begin() + 4);
-
     appliance::RejoinInput in;
-    in.rejoin_request = phy;
+    in.rejoin_request = make_rejoin(type, rj, js_int);
     in.join_eui = *lorawan::JoinEui::from_hex(join_eui);
     in.root_keys = appliance::WrappedRootKeys{f.wrap_root(app_key), f.wrap_root(nwk_key)};
     in.accept = fields(77, 0x80, type == 2);
@@ -371,26 +374,13 @@ TEST_CASE("app_s_key_only: the AppSKey of an answered request, derived again for
   }
 
   SUBCASE("rejoins, types 0 and 1") {
-    Bytes js_int_block{0x06};
-    for (auto b : air(dev_eui))
-      js_int_block.push_back(b);
-    js_int_block.resize(16, 0);
-    const auto js_int = ref::aes_ecb_encrypt(nwk_key, js_int_block);
+    const Bytes js_int = js_int_key(nwk_key);
     for (std::uint8_t type : {std::uint8_t{0}, std::uint8_t{1}}) {
       const int type_number = type;
       CAPTURE(type_number);
       const std::uint16_t rj = type == 1 ? 9 : 400;
-      Bytes phy{0xC0, type};
-      const auto middle = type == 1 ? air(join_eui) : air(net_id);
-      phy.insert(phy.end(), middle.begin(), middle.end());
-      for (auto b : air(dev_eui))
-        phy.push_back(b);
-      phy.push_back(static_cast<std::uint8_t>(rj & 0xFF));
-      phy.push_back(static_cast<std::uint8_t>(rj >> 8));
-      const auto mic = ref::aes_cmac(type == 1 ? js_int : random_bytes(16), phy);
-      phy.insert(phy.end(), mic.begin(), mic.begin() + 4);
       appliance::RejoinInput in;
-      in.rejoin_request = phy;
+      in.rejoin_request = make_rejoin(type, rj, js_int);
       in.join_eui = *lorawan::JoinEui::from_hex(join_eui);
       in.root_keys = appliance::WrappedRootKeys{f.wrap_root(app_key), f.wrap_root(nwk_key)};
       in.accept = fields(88, 0x80, false);
