@@ -146,12 +146,15 @@ Result<Ok> derive_1_1(pkcs11::Session& session, KeyDirectory& keys, pkcs11::KeyR
       {prefix_s_nwk_s_int_key, &out.s_nwk_s_int_key},
       {prefix_nwk_s_enc_key, &out.nwk_s_enc_key},
   };
-  for (const auto& [prefix, slot] : network) {
-    if (!plan.network) break;
-    auto envelope = derive_and_deliver(
-        session, keys, nwk_key, session_key_block(prefix, f.join_nonce, eui, dev_nonce), *plan.ns);
-    if (!envelope) return envelope.failure();
-    *slot = std::move(*envelope);
+  // Without network keys (app_s_key_only), the AppSKey alone.
+  if (plan.network) {
+    for (const auto& [prefix, slot] : network) {
+      auto envelope =
+          derive_and_deliver(session, keys, nwk_key,
+                             session_key_block(prefix, f.join_nonce, eui, dev_nonce), *plan.ns);
+      if (!envelope) return envelope.failure();
+      *slot = std::move(*envelope);
+    }
   }
   return derive_app_s_key(session, keys, app_key,
                           session_key_block(prefix_app_s_key, f.join_nonce, eui, dev_nonce), plan,
