@@ -5,7 +5,6 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <tuple>
 
 #include "schemas/lorawan/frames.hpp"
 
@@ -139,12 +138,12 @@ Result<Delivery> checked_delivery(const v1::Delivery& d, std::string_view field)
 
 namespace {
 
-/// Where a join's or rejoin's keys go: ns, as, store_app_s_key, app_s_key_only.
-using KeyTargets = std::tuple<Delivery, std::optional<Delivery>, bool, bool>;
-
-template <typename Op>
-Result<KeyTargets> key_plan(const Op& op, const std::string& name) {
-  KeyTargets out{Delivery{}, std::nullopt, op.store_app_s_key(), op.app_s_key_only()};
+/// Where a join's or rejoin's keys go (ns, as, store_app_s_key, app_s_key_only), into a
+/// JoinInput or RejoinInput.
+template <typename Op, typename Input>
+Result<Ok> set_key_plan(const Op& op, const std::string& name, Input& in) {
+  in.store_app_s_key = op.store_app_s_key();
+  in.app_s_key_only = op.app_s_key_only();
   if (op.app_s_key_only()) {
     if (!op.has_as()) return bad(name + ".as", "required with app_s_key_only");
     if (op.store_app_s_key()) {
@@ -156,14 +155,14 @@ Result<KeyTargets> key_plan(const Op& op, const std::string& name) {
   if (op.has_ns()) {
     auto ns = checked_delivery(op.ns(), name + ".ns");
     if (!ns) return ns.failure();
-    std::get<0>(out) = *ns;
+    in.ns = *ns;
   }
   if (op.has_as()) {
     auto as = checked_delivery(op.as(), name + ".as");
     if (!as) return as.failure();
-    std::get<1>(out) = *as;
+    in.as = *as;
   }
-  return out;
+  return Ok{};
 }
 
 }  // namespace
@@ -190,9 +189,7 @@ Result<JoinInput> join_input(const v1::JoinOp& op) {
   auto accept = accept_fields(op.accept(), "join.accept");
   if (!accept) return accept.failure();
   in.accept = *accept;
-  auto plan = key_plan(op, "join");
-  if (!plan) return plan.failure();
-  std::tie(in.ns, in.as, in.store_app_s_key, in.app_s_key_only) = std::move(*plan);
+  if (auto ok = set_key_plan(op, "join", in); !ok) return ok.failure();
   return in;
 }
 
@@ -212,15 +209,13 @@ Result<RejoinInput> rejoin_input(const v1::RejoinOp& op) {
   if (!op.has_accept()) return bad("rejoin.accept", "required");
   auto accept = accept_fields(op.accept(), "rejoin.accept");
   if (!accept) return accept.failure();
-  auto plan = key_plan(op, "rejoin");
-  if (!plan) return plan.failure();
   const auto phy = bytes_of(op.phy_payload());
   RejoinInput in;
   in.rejoin_request.assign(phy.begin(), phy.end());
   in.join_eui = *join_eui;
   in.root_keys = std::move(*root);
   in.accept = *accept;
-  std::tie(in.ns, in.as, in.store_app_s_key, in.app_s_key_only) = std::move(*plan);
+  if (auto ok = set_key_plan(op, "rejoin", in); !ok) return ok.failure();
   return in;
 }
 

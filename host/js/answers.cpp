@@ -178,6 +178,8 @@ std::string render_appliance_stats(const crypto::v1::StatsResult& s) {
   return out.str();
 }
 
+namespace {
+
 void set_root_keys(const registry::Device& device, crypto::v1::RootKeys& out) {
   if (const auto* w = std::get_if<registry::WrappedRootKeys>(&device.root_keys)) {
     auto* wrapped = out.mutable_wrapped();
@@ -188,6 +190,38 @@ void set_root_keys(const registry::Device& device, crypto::v1::RootKeys& out) {
     auto* part = out.mutable_part();
     part->set_part_number(p.part_number);
     part->set_serial(p.serial.data(), p.serial.size());
+  }
+}
+
+}  // namespace
+
+void set_key_op(crypto::v1::Request& op, bool rejoin, const registry::Device& device,
+                const bi::Bytes& phy_payload, crypto::v1::AcceptFields accept,
+                const crypto::v1::Delivery* ns, const crypto::v1::Delivery* as,
+                bool store_app_s_key) {
+  // The fields JoinOp and RejoinOp share.
+  const auto fill = [&](auto& o) {
+    o.set_phy_payload(phy_payload.data(), phy_payload.size());
+    const auto& eui = device.dev_eui.bytes();
+    o.set_dev_eui(eui.data(), eui.size());
+    set_root_keys(device, *o.mutable_root_keys());
+    *o.mutable_accept() = std::move(accept);
+    if (ns) {
+      *o.mutable_ns() = *ns;
+    } else {
+      o.set_app_s_key_only(true);
+    }
+    if (as) *o.mutable_as() = *as;
+    o.set_store_app_s_key(store_app_s_key);
+  };
+  if (rejoin) {
+    auto& r = *op.mutable_rejoin();
+    r.set_join_eui(device.join_eui.bytes().data(), device.join_eui.bytes().size());
+    fill(r);
+  } else {
+    auto& j = *op.mutable_join();
+    j.set_mac_version(std::string(lorawan::mac_version_name(device.mac_version)));
+    fill(j);
   }
 }
 

@@ -43,8 +43,13 @@ Result<std::optional<crypto::v1::Delivery>> ns_delivery(registry::Registry& regi
 Result<std::optional<crypto::v1::Delivery>> as_delivery(registry::Registry& registry,
                                                         const std::string& as_id);
 
-/// A device's root keys as the appliance takes them.
-void set_root_keys(const registry::Device& device, crypto::v1::RootKeys& out);
+/// A JoinOp, or a RejoinOp when `rejoin`, for `device` and the request `phy_payload`: its
+/// root keys, the accept fields, the deliveries. Without `ns`, an `app_s_key_only` one: the
+/// AppSKey of a request answered before, derived again for `as`.
+void set_key_op(crypto::v1::Request& op, bool rejoin, const registry::Device& device,
+                const bi::Bytes& phy_payload, crypto::v1::AcceptFields accept,
+                const crypto::v1::Delivery* ns, const crypto::v1::Delivery* as,
+                bool store_app_s_key);
 
 std::string render_client_stats(const ClientStats& stats);
 std::string render_appliance_stats(const crypto::v1::StatsResult& stats);

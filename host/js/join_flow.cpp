@@ -160,29 +160,10 @@ Answer JoinService::join(const bi::JoinReq& request, const lorawan::NetId& net_i
     // Without an AS delivery in the JoinAns, the AS can only get its key by AppSKeyReq, so
     // the appliance wraps it under the storage key. With one, the envelope the AS gets is
     // what an AppSKeyReq returns later: kept as it is, it costs no second wrap.
-    const bool keep_app_s_key = !as;
-    const auto& eui = device.dev_eui.bytes();
-    if (rejoin) {
-      auto* r = op.mutable_rejoin();
-      r->set_phy_payload(request.phy_payload.data(), request.phy_payload.size());
-      r->set_join_eui(device.join_eui.bytes().data(), device.join_eui.bytes().size());
-      r->set_dev_eui(eui.data(), eui.size());
-      set_root_keys(device, *r->mutable_root_keys());
-      set_accept(request, net_id, join_nonce, *r->mutable_accept());
-      *r->mutable_ns() = **ns;
-      if (as) *r->mutable_as() = *as;
-      r->set_store_app_s_key(keep_app_s_key);
-    } else {
-      auto* j = op.mutable_join();
-      j->set_mac_version(std::string(lorawan::mac_version_name(device.mac_version)));
-      j->set_phy_payload(request.phy_payload.data(), request.phy_payload.size());
-      j->set_dev_eui(eui.data(), eui.size());
-      set_root_keys(device, *j->mutable_root_keys());
-      set_accept(request, net_id, join_nonce, *j->mutable_accept());
-      *j->mutable_ns() = **ns;
-      if (as) *j->mutable_as() = *as;
-      j->set_store_app_s_key(keep_app_s_key);
-    }
+    crypto::v1::AcceptFields accept;
+    set_accept(request, net_id, join_nonce, accept);
+    set_key_op(op, rejoin, device, request.phy_payload, std::move(accept), &**ns,
+               as ? &*as : nullptr, !as);
     auto response = appliance_->call(std::move(op), options_.appliance_deadline);
     if (!response) return appliance_unreachable(echo, response.failure());
     if (response->code() != crypto::v1::OK || !response->has_join()) {
@@ -210,9 +191,7 @@ Answer JoinService::join(const bi::JoinReq& request, const lorawan::NetId& net_i
       commit.session.as_app_s_key.assign(result.app_s_key().aes_key().begin(),
                                          result.app_s_key().aes_key().end());
     }
-    commit.session.origin = {request.phy_payload,
-                             std::string(lorawan::mac_version_name(device.mac_version)),
-                             device.join_eui, join_nonce, request.dl_settings.byte};
+    commit.session.origin = {request.phy_payload, join_nonce, request.dl_settings.byte};
     commit.session.net_id = net_id;
     commit.session.created_unix = static_cast<std::int64_t>(std::time(nullptr));
     auto outcome = registry_.commit(commit);

@@ -172,8 +172,8 @@ Answer JoinService::app_s_key(const bi::AppSKeyReq& request, const std::string& 
   if (kept.stored_app_s_key.empty()) {
     // The JoinAns took the key to the AS under a KEK: the same envelope again, with no token
     // call — but only while it is under the KEK this AS has now. A KEK only wraps, so an
-    // envelope under another one is neither re-wrapped nor shown (it may be another
-    // tenant's, for a device moved between ASes): the token derives the key again.
+    // envelope under an earlier one cannot be re-wrapped (and is not shown): the token
+    // derives the key again.
     if (kept.as_kek_label != (*delivery)->kek_label()) {
       if (kept.origin.request.empty()) {
         return failure(echo, ResultCode::other,
@@ -225,37 +225,11 @@ Answer JoinService::app_s_key_again(const bi::AppSKeyReq& request, const std::st
   accept.set_net_id(kept.net_id.bytes().data(), kept.net_id.bytes().size());
   accept.set_dev_addr(std::string(4, '\0'));
   accept.set_dl_settings(origin.dl_settings);
-  const auto& eui = request.dev_eui.bytes();
-  const auto& phy = origin.request;
   // MType 110: a rejoin-request (LoRaWAN 1.1 §4.2.1).
-  if ((phy.front() >> 5) == 0b110) {
-    auto* r = op.mutable_rejoin();
-    r->set_phy_payload(phy.data(), phy.size());
-    r->set_join_eui(origin.join_eui.bytes().data(), origin.join_eui.bytes().size());
-    r->set_dev_eui(eui.data(), eui.size());
-    set_root_keys(device, *r->mutable_root_keys());
-    *r->mutable_accept() = std::move(accept);
-    *r->mutable_as() = to;
-    r->set_app_s_key_only(true);
-  } else {
-    auto* j = op.mutable_join();
-    j->set_mac_version(origin.mac_version);
-    j->set_phy_payload(phy.data(), phy.size());
-    j->set_dev_eui(eui.data(), eui.size());
-    set_root_keys(device, *j->mutable_root_keys());
-    *j->mutable_accept() = std::move(accept);
-    *j->mutable_as() = to;
-    j->set_app_s_key_only(true);
-  }
+  const bool rejoin = (origin.request.front() >> 5) == 0b110;
+  set_key_op(op, rejoin, device, origin.request, std::move(accept), nullptr, &to, false);
   auto response = appliance_->call(std::move(op), options_.appliance_deadline);
   if (!response) return appliance_unreachable(echo, response.failure());
-  if (response->code() == crypto::v1::MIC_FAILED) {
-    // The request no longer verifies under the device's root keys: they were replaced.
-    return failure(echo, ResultCode::other,
-                   "DevEUI " + request.dev_eui.hex() +
-                       " has new root keys since this session; its AppSKey cannot be derived "
-                       "again (the device's next join delivers a new one)");
-  }
   if (response->code() != crypto::v1::OK || !response->has_join() ||
       !response->join().has_app_s_key()) {
     return appliance_refusal(echo, *response);

@@ -75,20 +75,20 @@ enum class DevNonceVerdict { fresh, replayed, not_increasing };
 /// not in its history.
 DevNonceVerdict check_dev_nonce(const NonceState& state, lorawan::DevNonce nonce, bool counter);
 
-/// A session a join or rejoin created.
-/// What a session's keys were derived from, kept so that the token can derive its AppSKey
-/// again for an AS whose KEK changed after the JoinAns: the request as received (its MIC is
-/// verified again, under the device's root key) and the accept's JoinNonce and DLSettings.
-/// No key is kept for it. `request` is empty in sessions from before schema version 3.
+/// What a session's keys were derived from, beyond the device record (which does not change
+/// while the session exists: a device is added or deleted whole), kept so that the token can
+/// derive its AppSKey again for an AS whose KEK changed after the JoinAns: the request as
+/// received (its MIC is verified again, under the device's root key) and the accept's
+/// JoinNonce and DLSettings. No key is kept for it. `request` is empty in sessions from
+/// before schema version 3.
 struct SessionOrigin {
-  Bytes request;            // the join- or rejoin-request's PHYPayload
-  std::string mac_version;  // the device's, as mac_version_name() spells it
-  lorawan::JoinEui join_eui;
+  Bytes request;  // the join- or rejoin-request's PHYPayload
   std::uint32_t join_nonce = 0;
   std::uint8_t dl_settings = 0;  // bit 7: OptNeg
   friend bool operator==(const SessionOrigin&, const SessionOrigin&) = default;
 };
 
+/// A session a join or rejoin created.
 struct Session {
   Bytes session_key_id;  // 1 to 64 bytes; unique per device
   lorawan::DevEui dev_eui;

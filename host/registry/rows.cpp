@@ -187,10 +187,8 @@ void bind(sql::Query& q, const lorawan::DevEui& dev_eui, const Session& s) {
   q.bind_text(5, s.as_kek_label);
   q.bind_blob(6, s.as_app_s_key);
   q.bind_blob(7, s.origin.request);
-  q.bind_text(8, s.origin.mac_version);
-  q.bind_blob(9, s.origin.join_eui.bytes());
-  q.bind_int(10, s.origin.join_nonce);
-  q.bind_int(11, s.origin.dl_settings);
+  q.bind_int(8, s.origin.join_nonce);
+  q.bind_int(9, s.origin.dl_settings);
 }
 
 Session read_session(const sql::Query& q) {
@@ -204,10 +202,8 @@ Session read_session(const sql::Query& q) {
   s.as_kek_label = q.text(5);
   s.as_app_s_key = q.blob(6);
   s.origin.request = q.blob(7);
-  s.origin.mac_version = q.text(8);
-  s.origin.join_eui = read_id<lorawan::JoinEui>(q, 9, table, "origin JoinEUI");
-  s.origin.join_nonce = read_uint<std::uint32_t>(q, 10, table, "origin JoinNonce");
-  s.origin.dl_settings = read_uint<std::uint8_t>(q, 11, table, "origin DLSettings");
+  s.origin.join_nonce = read_uint<std::uint32_t>(q, 8, table, "origin JoinNonce");
+  s.origin.dl_settings = read_uint<std::uint8_t>(q, 9, table, "origin DLSettings");
   return s;
 }
 

@@ -50,11 +50,11 @@ inline constexpr sql::Sql reset_nonces{
     "dev_nonce_history = x'', rj_count1_last = NULL WHERE dev_eui = ?",
     "reset nonces"};
 
-// ---- sessions: columns and parameters 0..11 ----
+// ---- sessions: columns and parameters 0..9 ----
 inline constexpr sql::Sql insert_session{
     "INSERT INTO sessions (session_key_id, dev_eui, stored_app_s_key, net_id, created_unix, "
-    "as_kek_label, as_app_s_key, origin_request, origin_mac_version, origin_join_eui, "
-    "origin_join_nonce, origin_dl_settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "as_kek_label, as_app_s_key, origin_request, origin_join_nonce, origin_dl_settings) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT DO NOTHING",
     "store session"};
 // Parameters: the DevEUI, then how many to keep.
@@ -64,14 +64,12 @@ inline constexpr sql::Sql trim_sessions{
     "drop old sessions"};
 inline constexpr sql::Sql find_session{
     "SELECT session_key_id, dev_eui, stored_app_s_key, net_id, created_unix, as_kek_label, "
-    "as_app_s_key, origin_request, origin_mac_version, origin_join_eui, origin_join_nonce, "
-    "origin_dl_settings FROM sessions "
+    "as_app_s_key, origin_request, origin_join_nonce, origin_dl_settings FROM sessions "
     "WHERE dev_eui = ? AND session_key_id = ?",
     "find session"};
 inline constexpr sql::Sql list_sessions{
     "SELECT session_key_id, dev_eui, stored_app_s_key, net_id, created_unix, as_kek_label, "
-    "as_app_s_key, origin_request, origin_mac_version, origin_join_eui, origin_join_nonce, "
-    "origin_dl_settings FROM sessions "
+    "as_app_s_key, origin_request, origin_join_nonce, origin_dl_settings FROM sessions "
     "WHERE dev_eui = ? ORDER BY created_unix DESC, id DESC",
     "list sessions"};
 

@@ -84,14 +84,12 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 ALTER TABLE sessions ADD COLUMN as_kek_label TEXT NOT NULL DEFAULT '';
 ALTER TABLE sessions ADD COLUMN as_app_s_key BLOB NOT NULL DEFAULT x'';
 )sql",
-    // 3: what a session's keys were derived from (the request as received, the device's
-    // MAC version and JoinEUI, the accept's JoinNonce and DLSettings), so that an AppSKeyReq
-    // from an AS whose KEK changed since the JoinAns is answered by deriving the AppSKey
-    // again in the token. Empty in sessions from before: those are refused as until now.
+    // 3: what a session's keys were derived from besides the device record (the request as
+    // received, the accept's JoinNonce and DLSettings), so that an AppSKeyReq from an AS
+    // whose KEK changed since the JoinAns is answered by deriving the AppSKey again in the
+    // token. Empty in sessions from before: those are refused as until now.
     R"sql(
 ALTER TABLE sessions ADD COLUMN origin_request BLOB NOT NULL DEFAULT x'';
-ALTER TABLE sessions ADD COLUMN origin_mac_version TEXT NOT NULL DEFAULT '';
-ALTER TABLE sessions ADD COLUMN origin_join_eui BLOB NOT NULL DEFAULT x'0000000000000000';
 ALTER TABLE sessions ADD COLUMN origin_join_nonce INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN origin_dl_settings INTEGER NOT NULL DEFAULT 0;
 )sql",

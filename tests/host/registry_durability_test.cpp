@@ -83,8 +83,6 @@ namespace {
 std::string back_to(int version) {
   std::string sql =
       "ALTER TABLE sessions DROP COLUMN origin_request; "
-      "ALTER TABLE sessions DROP COLUMN origin_mac_version; "
-      "ALTER TABLE sessions DROP COLUMN origin_join_eui; "
       "ALTER TABLE sessions DROP COLUMN origin_join_nonce; "
       "ALTER TABLE sessions DROP COLUMN origin_dl_settings; ";
   if (version < 2) {
@@ -106,8 +104,7 @@ TEST_CASE("open: a registry from schema version 1 or 2 is migrated, its sessions
     delivered.session.stored_app_s_key.clear();
     delivered.session.as_kek_label = "as-kek";
     delivered.session.as_app_s_key = Bytes(24, 0xA5);
-    delivered.session.origin = {Bytes(23, 0x00), "1.0.4",
-                                *lorawan::JoinEui::from_hex("70B3D57ED0000001"), 0x00ABCD, 0x03};
+    delivered.session.origin = {Bytes(23, 0x00), 0x00ABCD, 0x03};
     Session old = session(dev, 1);
     if (version == 2) {
       old.stored_app_s_key.clear();
