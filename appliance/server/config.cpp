@@ -262,7 +262,7 @@ Config parse_config(const std::string& yaml, const fs::path& base_dir, const std
       r.mapping(root["appliance"], "appliance",
                 {"pkcs11", "listen", "cluster_secret_file", "workers", "sessions_per_worker",
                  "audit_log", "user", "trusted_keks", "request_deadline_ms", "max_connections",
-                 "idle_timeout_ms", "handshake_timeout_ms", "busy_poll_us", "require_memory_lock"});
+                 "idle_timeout_ms", "handshake_timeout_ms", "require_memory_lock"});
   const auto at = [&](const char* key) -> const YAML::Node* {
     const auto it = entries.find(key);
     return it == entries.end() ? nullptr : &it->second;
@@ -313,9 +313,6 @@ Config parse_config(const std::string& yaml, const fs::path& base_dir, const std
   if (const auto* n = at("handshake_timeout_ms")) {
     c.handshake_timeout =
         std::chrono::milliseconds(r.integer(*n, "appliance.handshake_timeout_ms", 10, 600'000));
-  }
-  if (const auto* n = at("busy_poll_us")) {
-    c.busy_poll = std::chrono::microseconds(r.integer(*n, "appliance.busy_poll_us", 0, 10'000));
   }
   if (const auto* n = at("require_memory_lock")) {
     c.require_memory_lock = r.boolean(*n, "appliance.require_memory_lock");

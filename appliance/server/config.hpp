@@ -74,7 +74,6 @@ struct Config {
   std::size_t max_connections = 256;
   std::chrono::milliseconds idle_timeout{30000};
   std::chrono::milliseconds handshake_timeout{5000};
-  std::chrono::microseconds busy_poll{0};
   bool require_memory_lock = false;
 };
 

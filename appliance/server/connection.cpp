@@ -81,14 +81,7 @@ ConnectionEnd serve_connection(Stream& stream, const std::string& peer, Dispatch
     return Io::ok;
   };
 
-  bool answered = false;
   for (;;) {
-    // Right after an answer the next request is often a millisecond away: checking for it
-    // without sleeping keeps this CPU from halting, which costs the next join its warm
-    // caches on a virtual machine (docs/benchmarks.md, "Idling alone").
-    if (answered && settings.busy_poll.count() > 0 && !stopping.load()) {
-      (void)stream.spin_until_readable(Clock::now() + settings.busy_poll);
-    }
     std::array<std::uint8_t, frame::header_size> header{};
     Io io = read_exact(header, true);
     if (io == Io::timeout && drain_until) return ConnectionEnd::stopped;
@@ -110,7 +103,6 @@ ConnectionEnd serve_connection(Stream& stream, const std::string& peer, Dispatch
     const auto received = Clock::now();
     const Wiped answer{dispatcher.handle(payload.bytes, peer, stopping.load(), received)};
     if (answer.bytes.empty() || !send(answer.bytes)) return ConnectionEnd::io_error;
-    answered = true;
   }
 }
 

@@ -17,9 +17,6 @@ struct ConnectionSettings {
   /// After the server stops: how long an open connection still takes requests (each
   /// answered SHUTTING_DOWN) before it is closed.
   std::chrono::milliseconds drain{250};
-  /// After each answer, how long to keep checking for the next request before sleeping
-  /// in poll() (0: sleep at once). See appliance.busy_poll_us in docs/configuration.md.
-  std::chrono::microseconds busy_poll{0};
 };
 
 /// Why a connection ended (for the log).

@@ -4,7 +4,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,17 +45,6 @@ Stream::Io Stream::wait(short events, Clock::time_point deadline, int wake_fd) c
     if (n == 2 && (fds[1].revents & POLLIN) != 0) return Io::woken;
     // POLLHUP/POLLERR: the next read or write says what happened.
     if (fds[0].revents != 0) return Io::ok;
-  }
-}
-
-bool Stream::spin_until_readable(Clock::time_point until) const {
-  if (ssl_ != nullptr && SSL_pending(ssl_) > 0) return true;
-  for (;;) {
-    pollfd fd{fd_, POLLIN, 0};
-    // Timeout 0: the check never sleeps. POLLHUP/POLLERR also end the spin (the read says).
-    if (::poll(&fd, 1, 0) > 0) return true;
-    if (Clock::now() >= until) return false;
-    ::sched_yield();
   }
 }
 

@@ -36,11 +36,6 @@ class Stream {
   /// `wake_fd` < 0: no wake-up.
   Io read_some(std::span<std::uint8_t> buffer, std::size_t& got, Clock::time_point deadline,
                int wake_fd);
-  /// Until the socket has bytes to read (or TLS has some buffered), or until `until`,
-  /// without ever sleeping: each check is followed by sched_yield(), so a thread with work
-  /// on this CPU runs first. True if bytes came. For a CPU that must not halt between
-  /// requests (appliance.busy_poll_us).
-  bool spin_until_readable(Clock::time_point until) const;
   /// All of `data`, waiting until `deadline`.
   Io write_all(std::span<const std::uint8_t> data, Clock::time_point deadline);
 

@@ -139,7 +139,6 @@ int run_worker(const WorkerPlan& plan) noexcept {
     ServerSettings settings;
     settings.connection.idle_timeout = config.idle_timeout;
     settings.connection.handshake_timeout = config.handshake_timeout;
-    settings.connection.busy_poll = config.busy_poll;
     settings.max_connections = config.max_connections;
     Server server(plan.listener.fd(), tls ? &*tls : nullptr, dispatcher, plan.stats, plan.index,
                   settings);

@@ -81,7 +81,6 @@ TEST_CASE("every key is read") {
       "  max_connections: 100\n"
       "  idle_timeout_ms: 5000\n"
       "  handshake_timeout_ms: 2000\n"
-      "  busy_poll_us: 1500\n"
       "  require_memory_lock: yes\n");
   CHECK(c.pkcs11.module == module());
   CHECK(c.pkcs11.init_args == "configdir='sql:/var/lib/nss'");
@@ -106,7 +105,6 @@ TEST_CASE("every key is read") {
   CHECK(c.max_connections == 100);
   CHECK(c.idle_timeout == std::chrono::milliseconds(5000));
   CHECK(c.handshake_timeout == std::chrono::milliseconds(2000));
-  CHECK(c.busy_poll == std::chrono::microseconds(1500));
   CHECK(c.require_memory_lock);
   CHECK_FALSE(c.pkcs11.allowed_mechanisms);
   CHECK(c.pkcs11.reinitialize_after == 0);
@@ -162,7 +160,6 @@ TEST_CASE("defaults, the slot selector and a Unix socket relative to the file") 
   CHECK(c.request_deadline == std::chrono::milliseconds(2000));
   CHECK(c.max_connections == 256);
   CHECK(c.idle_timeout == std::chrono::milliseconds(30000));
-  CHECK(c.busy_poll.count() == 0);  // sleep at once: no CPU spent waiting
   CHECK_FALSE(c.require_memory_lock);
   CHECK(c.pkcs11.allowed_mechanisms);
   CHECK(key_policy(c).allowed_mechanisms);
@@ -186,9 +183,6 @@ TEST_CASE("wrong values are refused with the key and what it expects") {
       {minimal("  request_deadline_ms: 0\n"), {"appliance.request_deadline_ms"}},
       {minimal("  max_connections: 99999999\n"), {"appliance.max_connections"}},
       {minimal("  idle_timeout_ms: soon\n"), {"appliance.idle_timeout_ms", "'soon'"}},
-      {minimal("  busy_poll_us: 20000\n"),
-       {"appliance.busy_poll_us", "from 0 to 10000", "'20000'"}},
-      {minimal("  busy_poll_us: -1\n"), {"appliance.busy_poll_us", "'-1'"}},
       {minimal("  trusted_keks: maybe\n"), {"appliance.trusted_keks", "true or false", "'maybe'"}},
       {minimal("", "    allowed_mechanisms: no-thanks\n"),
        {"appliance.pkcs11.allowed_mechanisms", "true or false"}},

@@ -5,7 +5,6 @@
 #include <cctype>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "appliance/join.hpp"
 #include "appliance/provision.hpp"
@@ -76,35 +75,6 @@ TEST_CASE("joins of LoRaWAN 1.0.2, 1.0.4 and 1.1 over the Unix socket") {
     CHECK(envelope_key(f, j.nwk_s_enc_key()) == f.open(*direct->nwk_s_enc_key));
     CHECK(envelope_key(f, j.app_s_key()) ==
           ref::aes_ecb_encrypt(d.app_key, block_1_1(0x02, 0x0A0B0C, kJoinEui, 42)));
-  }
-}
-
-TEST_CASE("with busy polling, joins over the Unix socket and TLS are answered the same") {
-  ApplianceFixture f;
-  const Device d = make_device(f);
-  for (const bool tls : {false, true}) {
-    CAPTURE(tls);
-    LocalServerOptions options;
-    options.settings.connection.busy_poll = std::chrono::microseconds(3000);
-    if (tls) options.cluster_secret = Bytes(32, 0x5A);
-    LocalServer server(f.token.module(), f.token, options);
-    auto client = tls ? TestClient::tls("127.0.0.1", server.port(), *options.cluster_secret)
-                      : server.connect();
-    // Requests inside the spin, after it (a sleeping wait), and back to back.
-    std::uint32_t id = 1;
-    for (const int pause_us : {0, 500, 10'000, 0, 2'000, 20'000}) {
-      CAPTURE(pause_us);
-      std::this_thread::sleep_for(std::chrono::microseconds(pause_us));
-      const auto dev_nonce = static_cast<std::uint16_t>((tls ? 0x0300 : 0x0200) + id);
-      const std::uint32_t join_nonce = (tls ? 0x000600 : 0x000500) + id;
-      const auto r = client.call(join_request(id, d, "1.0.4", dev_nonce, join_nonce));
-      require_ok(r);
-      CHECK(r.request_id() == id);
-      check_join_1_0(f, d.app_key, r.join(), dev_nonce, join_nonce);
-      ++id;
-    }
-    // Stopping is not held up by a connection spinning for its next request.
-    server.stop();
   }
 }
 

@@ -2,13 +2,8 @@
 // broken payloads, audit lines, shared statistics across a fork, zeroizing.
 #include <doctest.h>
 
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <array>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -17,7 +12,6 @@
 #include "appliance/server/dispatch.hpp"
 #include "appliance/server/hardening.hpp"
 #include "appliance/server/stats.hpp"
-#include "appliance/server/stream.hpp"
 #include "appliance/server/tls.hpp"
 #include "client.hpp"
 #include "token_fixture.hpp"
@@ -159,60 +153,4 @@ TEST_CASE("core dumps can be forbidden") {
   REQUIRE(::waitpid(pid, &status, 0) == pid);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
-}
-
-namespace {
-
-/// How often the calling thread has slept (blocked) so far.
-long voluntary_switches() {
-  rusage u{};
-  ::getrusage(RUSAGE_THREAD, &u);
-  return u.ru_nvcsw;
-}
-
-}  // namespace
-
-TEST_CASE("busy polling waits for the next request without ever sleeping") {
-  std::array<int, 2> fds{};
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds.data()) == 0);
-  Stream stream(fds[0], nullptr);  // owns fds[0]
-  const int peer = fds[1];
-
-  SUBCASE("nothing comes: false once the time is up, and the thread never slept") {
-    const long slept = voluntary_switches();
-    const auto start = Clock::now();
-    CHECK_FALSE(stream.spin_until_readable(start + std::chrono::milliseconds(30)));
-    CHECK(Clock::now() - start >= std::chrono::milliseconds(30));
-    // poll() with a zero timeout and sched_yield() never block; a sleeping wait would.
-    CHECK(voluntary_switches() == slept);
-  }
-  SUBCASE("bytes already there: true at once") {
-    REQUIRE(::write(peer, "x", 1) == 1);
-    CHECK(stream.spin_until_readable(Clock::now() + std::chrono::seconds(10)));
-  }
-  SUBCASE("bytes come during the spin: true, long before the time is up") {
-    std::thread writer([peer] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      (void)::write(peer, "frame", 5);
-    });
-    const auto start = Clock::now();
-    const bool came = stream.spin_until_readable(start + std::chrono::seconds(10));
-    writer.join();
-    CHECK(came);
-    CHECK(Clock::now() - start < std::chrono::seconds(10));
-    std::array<std::uint8_t, 8> buffer{};
-    std::size_t got = 0;
-    REQUIRE(stream.read_some(buffer, got, Clock::now() + std::chrono::seconds(1), -1) ==
-            Stream::Io::ok);
-    CHECK(got == 5);
-  }
-  SUBCASE("the peer leaves: the spin ends and the read says so") {
-    ::shutdown(peer, SHUT_WR);
-    CHECK(stream.spin_until_readable(Clock::now() + std::chrono::seconds(10)));
-    std::array<std::uint8_t, 8> buffer{};
-    std::size_t got = 0;
-    CHECK(stream.read_some(buffer, got, Clock::now() + std::chrono::seconds(1), -1) ==
-          Stream::Io::eof);
-  }
-  ::close(peer);
 }
