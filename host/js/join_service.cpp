@@ -236,6 +236,19 @@ Answer JoinService::app_s_key_again(const bi::AppSKeyReq& request, const std::st
   }
   log_event(spdlog::level::info, "app_s_key_derived_again",
             {{"dev_eui", request.dev_eui.hex()}, {"as_id", shown_id(as_id)}});
+  // Kept, so that the next AppSKeyReq is answered from it with no token call (until the KEK
+  // changes again). The answer does not depend on it: a registry that fails here costs the
+  // next request another derivation, no more.
+  const auto& derived = response->join().app_s_key();
+  if (derived.kek_label() == to.kek_label()) {
+    const registry::Bytes wrapped(derived.aes_key().begin(), derived.aes_key().end());
+    if (auto kept_again = registry_.replace_as_envelope(request.dev_eui, kept.session_key_id,
+                                                        derived.kek_label(), wrapped);
+        !kept_again) {
+      log_event(spdlog::level::warn, "app_s_key_not_kept",
+                {{"dev_eui", request.dev_eui.hex()}, {"reason", kept_again.failure().message}});
+    }
+  }
   return {
       bi::encode_app_s_key_answer(request.header, request.dev_eui,
                                   envelope(response->join().app_s_key()), request.session_key_id),

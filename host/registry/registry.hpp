@@ -191,6 +191,14 @@ class Registry {
                                                       const Bytes& session_key_id) = 0;
   /// The device's sessions, newest first.
   virtual Result<std::vector<Session>> sessions(const lorawan::DevEui& dev_eui) = 0;
+  /// A session's AppSKey as delivered to its AS, replaced by `wrapped` under `kek_label`: the
+  /// key derived again for an AS whose KEK changed, kept so that the next AppSKeyReq needs no
+  /// token call. Only a session that keeps such an envelope (not one under the storage key)
+  /// changes. false when there is none (the session was dropped meanwhile); Status::malformed
+  /// for an empty label or a wrap that is not 24 bytes (nothing written).
+  virtual Result<bool> replace_as_envelope(const lorawan::DevEui& dev_eui,
+                                           const Bytes& session_key_id,
+                                           const std::string& kek_label, const Bytes& wrapped) = 0;
 
   // ---- peers ----
   /// Adds or replaces the peer with that kind and id.

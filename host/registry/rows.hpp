@@ -62,6 +62,11 @@ inline constexpr sql::Sql trim_sessions{
     "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE dev_eui = ? "
     "ORDER BY created_unix DESC, id DESC LIMIT -1 OFFSET ?)",
     "drop old sessions"};
+// Parameters: the KEK label, the wrap, the DevEUI, the SessionKeyID.
+inline constexpr sql::Sql replace_as_envelope{
+    "UPDATE sessions SET as_kek_label = ?, as_app_s_key = ? WHERE dev_eui = ? AND "
+    "session_key_id = ? AND length(as_app_s_key) > 0",
+    "replace the AS's AppSKey envelope"};
 inline constexpr sql::Sql find_session{
     "SELECT session_key_id, dev_eui, stored_app_s_key, net_id, created_unix, as_kek_label, "
     "as_app_s_key, origin_request, origin_join_nonce, origin_dl_settings FROM sessions "

@@ -193,6 +193,24 @@ Result<std::vector<Session>> SqliteRegistry::sessions(const lorawan::DevEui& dev
   });
 }
 
+Result<bool> SqliteRegistry::replace_as_envelope(const lorawan::DevEui& dev_eui,
+                                                 const Bytes& session_key_id,
+                                                 const std::string& kek_label,
+                                                 const Bytes& wrapped) {
+  if (kek_label.empty()) return fail(Status::malformed, "registry: an envelope needs a KEK label");
+  if (wrapped.size() != 24) {
+    return fail(Status::malformed, "registry: an AppSKey wrapped under a KEK is 24 bytes, not " +
+                                       std::to_string(wrapped.size()));
+  }
+  return writer_.run<bool>(1, [&](sql::Db& db) -> Result<bool> {
+    auto q = db.query(rows::replace_as_envelope);
+    q.bind_text(0, kek_label).bind_blob(1, wrapped).bind_blob(2, dev_eui.bytes());
+    q.bind_blob(3, session_key_id);
+    q.run();
+    return db.changes() > 0;
+  });
+}
+
 // ---- peers ----
 
 Result<Ok> SqliteRegistry::put_peer(const Peer& peer) {

@@ -37,6 +37,8 @@ class SqliteRegistry final : public Registry {
   Result<std::optional<Session>> find_session(const lorawan::DevEui& dev_eui,
                                               const Bytes& session_key_id) override;
   Result<std::vector<Session>> sessions(const lorawan::DevEui& dev_eui) override;
+  Result<bool> replace_as_envelope(const lorawan::DevEui& dev_eui, const Bytes& session_key_id,
+                                   const std::string& kek_label, const Bytes& wrapped) override;
 
   Result<Ok> put_peer(const Peer& peer) override;
   Result<std::optional<Peer>> find_peer(PeerKind kind, const std::string& id) override;

@@ -246,6 +246,51 @@ TEST_CASE("sessions: only the newest sessions_kept stay; other devices' ids are 
   CHECK(must(reg->sessions(eui(2))).empty());
 }
 
+TEST_CASE("sessions: the AS's envelope is replaced in place, and only where one is kept") {
+  TempDir dir;
+  auto reg = open(dir);
+  const auto dev = eui(1);
+  must(reg->add_device(wrapped(1)));
+  must(reg->add_device(wrapped(2)));
+  // Session 1 keeps the envelope the JoinAns carried; session 2 an AppSKey under the
+  // storage key; device 2's session 1 an envelope too.
+  Commit delivered = join(dev, 0, 1);
+  delivered.session.stored_app_s_key.clear();
+  delivered.session.as_kek_label = "as-kek";
+  delivered.session.as_app_s_key = Bytes(24, 0xA1);
+  REQUIRE(must(reg->commit(delivered)) == CommitOutcome::committed);
+  REQUIRE(must(reg->commit(join(dev, 1, 2))) == CommitOutcome::committed);
+  Commit other = join(eui(2), 0, 1);
+  other.session = delivered.session;
+  other.session.dev_eui = eui(2);
+  REQUIRE(must(reg->commit(other)) == CommitOutcome::committed);
+
+  const Bytes rewrapped(24, 0xB2);
+  CHECK(must(reg->replace_as_envelope(dev, Bytes{0x5E, 1}, "as-new-kek", rewrapped)));
+  auto s1 = must(reg->find_session(dev, Bytes{0x5E, 1}));
+  REQUIRE(s1.has_value());
+  CHECK(s1->as_kek_label == "as-new-kek");
+  CHECK(s1->as_app_s_key == rewrapped);
+  CHECK(s1->stored_app_s_key.empty());
+  CHECK(s1->origin == delivered.session.origin);
+  // The session under the storage key, another device's, and a dropped one: unchanged.
+  CHECK_FALSE(must(reg->replace_as_envelope(dev, Bytes{0x5E, 2}, "as-new-kek", rewrapped)));
+  const auto s2 = must(reg->find_session(dev, Bytes{0x5E, 2}));
+  REQUIRE(s2.has_value());
+  CHECK(s2->as_app_s_key.empty());
+  CHECK(s2->as_kek_label.empty());
+  CHECK(must(reg->find_session(eui(2), Bytes{0x5E, 1}))->as_kek_label == "as-kek");
+  CHECK_FALSE(must(reg->replace_as_envelope(dev, Bytes{0x5E, 9}, "as-new-kek", rewrapped)));
+  // Malformed: nothing written.
+  const auto no_label = reg->replace_as_envelope(dev, Bytes{0x5E, 1}, "", rewrapped);
+  REQUIRE_FALSE(no_label);
+  CHECK(no_label.failure().status == Status::malformed);
+  const auto short_wrap = reg->replace_as_envelope(dev, Bytes{0x5E, 1}, "x", Bytes(16, 1));
+  REQUIRE_FALSE(short_wrap);
+  CHECK(short_wrap.failure().status == Status::malformed);
+  CHECK(must(reg->find_session(dev, Bytes{0x5E, 1}))->as_kek_label == "as-new-kek");
+}
+
 TEST_CASE("reset_nonces forgets DevNonces and RJcount1, keeps the JoinNonce, bumps generation") {
   TempDir dir;
   auto reg = open(dir);

@@ -285,7 +285,8 @@ def keep_app_s_key_when_not_delivered(checks, env):
 def app_s_key_req_after_kek_change(checks, env):
     """A kept envelope is returned only while the AS still has the KEK it is under. After
     the AS's KEK changes, AppSKeyReq gets the same AppSKey under the new KEK, derived again
-    in the token from the session's join- or rejoin-request, with no word of the old KEK."""
+    in the token from the session's join- or rejoin-request, with no word of the old KEK;
+    the session then keeps that envelope, which answers the next AppSKeyReq."""
     ns = h.Client(env, env.certs[NS_A])
     sessions = []  # (what, DevEUI, SessionKeyID, the AppSKey the reference derives)
     for mac, dl in (("1.0.4", 0x00), ("1.1", 0x80), ("1.1", 0x00)):
@@ -328,22 +329,37 @@ def app_s_key_req_after_kek_change(checks, env):
             asrv.close()
 
     ca = env.certs["ca:" + AS_ID]
+    def kept_label(device, sid):
+        shown = json.loads(env.ctl("device", "show", "--dev-eui", device.eui(), json_out=True)
+                           .stdout)
+        for s in shown.get("sessions", []):
+            if s.get("session_key_id", "").upper() == sid.upper():
+                return s.get("app_s_key_as_kek_label")
+        return "no such session"
+
     env.ctl("peer", "add", "--as-id", AS_ID, "--ca", ca, "--kek-label", "as-other-kek")
     try:
         for what, device, sid, app_s_key in sessions:
-            got = ask(device, sid)
-            envelope = got.get("AppSKey", {})
-            plain = h._unwrap(env.keks["as-other-kek"], envelope.get("AESKey", ""))
-            checks.record(f"KEK change: AppSKeyReq for the {what} gets the same AppSKey under "
-                          "the new KEK, and no word of the old one",
-                          result_of(got) == "Success" and envelope.get("KEKLabel") == "as-other-kek"
-                          and app_s_key is not None and plain == app_s_key
-                          and "as-kek" not in json.dumps(got), h.shown(got, 300))
+            checks.record(f"KEK change: the {what}'s session keeps the JoinAns's envelope",
+                          kept_label(device, sid) == "as-kek", str(kept_label(device, sid)))
+            for attempt in ("", " again, from the envelope kept the first time"):
+                got = ask(device, sid)
+                envelope = got.get("AppSKey", {})
+                plain = h._unwrap(env.keks["as-other-kek"], envelope.get("AESKey", ""))
+                checks.record(f"KEK change: AppSKeyReq for the {what} gets the same AppSKey under "
+                              f"the new KEK{attempt}, and no word of the old one",
+                              result_of(got) == "Success"
+                              and envelope.get("KEKLabel") == "as-other-kek"
+                              and app_s_key is not None and plain == app_s_key
+                              and "as-kek" not in json.dumps(got), h.shown(got, 300))
+                label = kept_label(device, sid)
+                checks.record(f"KEK change: the {what}'s session now keeps the key under the "
+                              "new KEK", label == "as-other-kek", str(label))
     finally:
         env.ctl("peer", "add", "--as-id", AS_ID, "--ca", ca, "--kek-label", "as-kek")
     what, device, sid, app_s_key = sessions[0]
     again = ask(device, sid)
-    checks.record("KEK change: with the KEK back, the kept envelope is returned again",
+    checks.record("KEK change: with the KEK back, the AppSKey is under it again",
                   result_of(again) == "Success"
                   and again.get("AppSKey", {}).get("KEKLabel") == "as-kek"
                   and h._unwrap(env.keks["as-kek"], again["AppSKey"].get("AESKey", "")) == app_s_key,
