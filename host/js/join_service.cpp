@@ -238,9 +238,10 @@ Answer JoinService::app_s_key_again(const bi::AppSKeyReq& request, const std::st
             {{"dev_eui", request.dev_eui.hex()}, {"as_id", shown_id(as_id)}});
   // Kept, so that the next AppSKeyReq is answered from it with no token call (until the KEK
   // changes again). The answer does not depend on it: a registry that fails here costs the
-  // next request another derivation, no more.
+  // next request another derivation, no more. An AS now given plaintext keys gets the key
+  // derived each time: a plaintext key is never kept.
   const auto& derived = response->join().app_s_key();
-  if (derived.kek_label() == to.kek_label()) {
+  if (!derived.kek_label().empty()) {
     const registry::Bytes wrapped(derived.aes_key().begin(), derived.aes_key().end());
     if (auto kept_again = registry_.replace_as_envelope(request.dev_eui, kept.session_key_id,
                                                         derived.kek_label(), wrapped);

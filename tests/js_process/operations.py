@@ -358,6 +358,24 @@ def app_s_key_req_after_kek_change(checks, env):
     finally:
         env.ctl("peer", "add", "--as-id", AS_ID, "--ca", ca, "--kek-label", "as-kek")
     what, device, sid, app_s_key = sessions[0]
+    # An AS now given plaintext keys: the key derived again, in plaintext, and not kept.
+    env.ctl("peer", "add", "--as-id", AS_ID, "--ca", ca, "--plaintext-keys")
+    try:
+        got = ask(device, sid)
+        plain = got.get("AppSKey", {})
+        checks.record("KEK change: an AS switched to plaintext keys gets the AppSKey in "
+                      "plaintext, derived again",
+                      result_of(got) == "Success" and "KEKLabel" not in plain
+                      and app_s_key is not None
+                      and bytes.fromhex(plain.get("AESKey", "")) == app_s_key, h.shown(got, 300))
+        label = kept_label(device, sid)
+        with open(env.js.stderr_path, errors="replace") as f:
+            not_kept = f.read().count('"app_s_key_not_kept"')
+        checks.record("KEK change: a plaintext AppSKey is not kept in the session, and not "
+                      "tried (no app_s_key_not_kept warning)",
+                      label == "as-other-kek" and not_kept == 0, f"{label}, {not_kept} warnings")
+    finally:
+        env.ctl("peer", "add", "--as-id", AS_ID, "--ca", ca, "--kek-label", "as-kek")
     again = ask(device, sid)
     checks.record("KEK change: with the KEK back, the AppSKey is under it again",
                   result_of(again) == "Success"
