@@ -52,15 +52,16 @@ inline constexpr sql::Sql reset_nonces{
 
 // ---- sessions: columns and parameters 0..9 ----
 inline constexpr sql::Sql insert_session{
-    "INSERT INTO sessions (session_key_id, dev_eui, stored_app_s_key, net_id, created_unix, "
+    "INSERT INTO sessions (session_key_id, dev_eui, seq, stored_app_s_key, net_id, created_unix, "
     "as_kek_label, as_app_s_key, origin_request, origin_join_nonce, origin_dl_settings) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM sessions WHERE dev_eui = ?2), "
+    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
     "ON CONFLICT DO NOTHING",
     "store session"};
 // Parameters: the DevEUI, then how many to keep.
 inline constexpr sql::Sql trim_sessions{
-    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE dev_eui = ? "
-    "ORDER BY created_unix DESC, id DESC LIMIT -1 OFFSET ?)",
+    "DELETE FROM sessions WHERE dev_eui = ?1 AND session_key_id IN (SELECT session_key_id "
+    "FROM sessions WHERE dev_eui = ?1 ORDER BY created_unix DESC, seq DESC LIMIT -1 OFFSET ?2)",
     "drop old sessions"};
 // Parameters: the KEK label, the wrap, the DevEUI, the SessionKeyID.
 inline constexpr sql::Sql replace_as_envelope{
@@ -75,7 +76,7 @@ inline constexpr sql::Sql find_session{
 inline constexpr sql::Sql list_sessions{
     "SELECT session_key_id, dev_eui, stored_app_s_key, net_id, created_unix, as_kek_label, "
     "as_app_s_key, origin_request, origin_join_nonce, origin_dl_settings FROM sessions "
-    "WHERE dev_eui = ? ORDER BY created_unix DESC, id DESC",
+    "WHERE dev_eui = ? ORDER BY created_unix DESC, seq DESC",
     "list sessions"};
 
 // ---- peers: columns and parameters 0..3 ----

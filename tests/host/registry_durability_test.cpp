@@ -79,12 +79,29 @@ TEST_CASE("durability: a commit survives a process that exits without closing") 
 
 namespace {
 
-// What the migrations after `version` added, dropped again: a registry as that version wrote it.
+// What the migrations after `version` changed, undone: a registry as that version wrote it.
+// Schema 3's sessions were a rowid table with a unique index; its ids follow `seq`.
 std::string back_to(int version) {
   std::string sql =
-      "ALTER TABLE sessions DROP COLUMN origin_request; "
-      "ALTER TABLE sessions DROP COLUMN origin_join_nonce; "
-      "ALTER TABLE sessions DROP COLUMN origin_dl_settings; ";
+      "CREATE TABLE sessions_v3 (id INTEGER PRIMARY KEY, dev_eui BLOB NOT NULL REFERENCES "
+      "devices (dev_eui) ON DELETE CASCADE, session_key_id BLOB NOT NULL, stored_app_s_key "
+      "BLOB NOT NULL, net_id BLOB NOT NULL CHECK (length(net_id) = 3), created_unix INTEGER "
+      "NOT NULL, as_kek_label TEXT NOT NULL DEFAULT '', as_app_s_key BLOB NOT NULL DEFAULT "
+      "x'', origin_request BLOB NOT NULL DEFAULT x'', origin_join_nonce INTEGER NOT NULL "
+      "DEFAULT 0, origin_dl_settings INTEGER NOT NULL DEFAULT 0, UNIQUE (dev_eui, "
+      "session_key_id)); "
+      "INSERT INTO sessions_v3 (dev_eui, session_key_id, stored_app_s_key, net_id, "
+      "created_unix, as_kek_label, as_app_s_key, origin_request, origin_join_nonce, "
+      "origin_dl_settings) SELECT dev_eui, session_key_id, stored_app_s_key, net_id, "
+      "created_unix, as_kek_label, as_app_s_key, origin_request, origin_join_nonce, "
+      "origin_dl_settings FROM sessions ORDER BY seq; "
+      "DROP TABLE sessions; ALTER TABLE sessions_v3 RENAME TO sessions; ";
+  if (version < 3) {
+    sql +=
+        "ALTER TABLE sessions DROP COLUMN origin_request; "
+        "ALTER TABLE sessions DROP COLUMN origin_join_nonce; "
+        "ALTER TABLE sessions DROP COLUMN origin_dl_settings; ";
+  }
   if (version < 2) {
     sql +=
         "ALTER TABLE sessions DROP COLUMN as_kek_label; "
@@ -95,8 +112,8 @@ std::string back_to(int version) {
 
 }  // namespace
 
-TEST_CASE("open: a registry from schema version 1 or 2 is migrated, its sessions kept") {
-  for (int version : {1, 2}) {
+TEST_CASE("open: a registry from schema version 1, 2 or 3 is migrated, its sessions kept") {
+  for (int version : {1, 2, 3}) {
     CAPTURE(version);
     TempDir dir;
     const auto dev = eui(1);
@@ -106,7 +123,8 @@ TEST_CASE("open: a registry from schema version 1 or 2 is migrated, its sessions
     delivered.session.as_app_s_key = Bytes(24, 0xA5);
     delivered.session.origin = {Bytes(23, 0x00), 0x00ABCD, 0x03};
     Session old = session(dev, 1);
-    if (version == 2) {
+    if (version == 3) old.origin = {Bytes(23, 0x11), 0x000042, 0x02};
+    if (version >= 2) {
       old.stored_app_s_key.clear();
       old.as_kek_label = "as-kek";
       old.as_app_s_key = Bytes(24, 0x5A);
@@ -120,15 +138,45 @@ TEST_CASE("open: a registry from schema version 1 or 2 is migrated, its sessions
     }
     sql_exec(dir.db(), back_to(version).c_str());
     auto reg = open(dir);
-    // Read back as it was written; the origin of an older session is empty.
+    // Read back as it was written; the origin of a session from before schema 3 is empty.
     CHECK(must(reg->find_session(dev, Bytes{0x5E, 1})) == old);
-    CHECK(must(reg->find_session(dev, Bytes{0x5E, 1}))->origin.request.empty());
+    CHECK(must(reg->find_session(dev, Bytes{0x5E, 1}))->origin.request.empty() == (version < 3));
     // A session of the new kind is written and read back whole.
     REQUIRE(must(reg->commit(delivered)) == CommitOutcome::committed);
     CHECK(must(reg->find_session(dev, Bytes{0x5E, 2})) == delivered.session);
     reg.reset();
     CHECK(must(open(dir)->find_session(dev, Bytes{0x5E, 2})) == delivered.session);
   }
+}
+
+TEST_CASE("open: sessions from schema 3 keep their order; new ones come after them") {
+  TempDir dir;
+  const auto a = eui(1);
+  const auto b = eui(2);
+  {
+    auto reg = open(dir);
+    must(reg->add_device(wrapped(1)));
+    must(reg->add_device(wrapped(2)));
+    // All made in the same second: only the order of insertion tells them apart.
+    REQUIRE(must(reg->commit(join(a, 0, 1))) == CommitOutcome::committed);
+    REQUIRE(must(reg->commit(join(b, 0, 1))) == CommitOutcome::committed);
+    REQUIRE(must(reg->commit(join(a, 1, 2))) == CommitOutcome::committed);
+  }
+  sql_exec(dir.db(), back_to(3).c_str());
+  Options o;
+  o.sessions_kept = 2;
+  auto reg = open(dir, o);
+  const auto ids = [&](const lorawan::DevEui& dev) {
+    std::vector<Bytes> out;
+    for (const auto& s : must(reg->sessions(dev)))
+      out.push_back(s.session_key_id);
+    return out;
+  };
+  CHECK(ids(a) == std::vector<Bytes>{{0x5E, 2}, {0x5E, 1}});
+  REQUIRE(must(reg->commit(join(a, 2, 3))) == CommitOutcome::committed);
+  // The newest is the one made after the migration; the oldest of a's is trimmed, b's stays.
+  CHECK(ids(a) == std::vector<Bytes>{{0x5E, 3}, {0x5E, 2}});
+  CHECK(ids(b) == std::vector<Bytes>{{0x5E, 1}});
 }
 
 TEST_CASE("open: refuses newer schemas, non-SQLite files, other databases, bad options") {
