@@ -261,7 +261,7 @@ def keep_app_s_key_when_not_delivered(checks, env):
         try:
             for d in (with_as, without_as):
                 row = db.execute("SELECT length(stored_app_s_key) FROM sessions WHERE "
-                                 "dev_eui = ? ORDER BY id DESC LIMIT 1",
+                                 "dev_eui = ? ORDER BY seq DESC LIMIT 1",
                                  (bytes.fromhex(d.eui()),)).fetchone()
                 stored[d.eui()] = row[0] if row else None
         finally:
