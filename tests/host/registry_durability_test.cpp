@@ -179,6 +179,48 @@ TEST_CASE("open: sessions from schema 3 keep their order; new ones come after th
   CHECK(ids(b) == std::vector<Bytes>{{0x5E, 1}});
 }
 
+TEST_CASE("writes: a join's commit puts about two pages in the WAL") {
+  // What the disk pays per join (docs/benchmarks.md, "Fewer pages per join"): the nonce
+  // row's page and the device's sessions page. A rowid sessions table with its unique index
+  // put 4.4 there, since the new row, the index entry and the trimmed row each had a page.
+  TempDir dir;
+  constexpr std::uint64_t devices = 100;
+  constexpr std::uint64_t rounds = 6;  // past sessions_kept (4): every later join trims one
+  auto reg = open(dir);
+  for (std::uint64_t n = 1; n <= devices; ++n)
+    must(reg->add_device(wrapped(n)));
+  // Devices in a scattered order (37 is coprime to 100), each join its own transaction.
+  const auto one_round = [&](std::uint64_t round) {
+    for (std::uint64_t i = 0; i < devices; ++i) {
+      const auto dev = eui(1 + (i * 37) % devices);
+      REQUIRE(must(reg->commit(join(dev, round, static_cast<std::uint8_t>(round + 1)))) ==
+              CommitOutcome::committed);
+    }
+  };
+  for (std::uint64_t round = 0; round + 1 < rounds; ++round)
+    one_round(round);
+
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(dir.db().c_str(), &db) == SQLITE_OK);
+  // A first read opens the file and finds it in WAL mode; until then there is no WAL to check.
+  REQUIRE(sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  int frames = -1;
+  int copied = -1;
+  // Everything copied: the writer's next transaction starts the WAL over.
+  REQUIRE(sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &frames, &copied) ==
+          SQLITE_OK);
+  one_round(rounds - 1);
+  REQUIRE(sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) ==
+          SQLITE_OK);
+  sqlite3_close(db);
+  const double per_join = static_cast<double>(frames) / static_cast<double>(devices);
+  CAPTURE(per_join);
+  CHECK(per_join >= 1.0);
+  CHECK(per_join <= 3.0);
+  CHECK(must(reg->sessions(eui(1))).size() == Options{}.sessions_kept);
+}
+
 TEST_CASE("open: refuses newer schemas, non-SQLite files, other databases, bad options") {
   TempDir dir;
   { open(dir); }
