@@ -5,6 +5,8 @@
 #include <limits>
 #include <utility>
 
+#include "host/registry/page_cache.hpp"
+
 namespace lorakeep::host::registry::sql {
 
 Error error(sqlite3* db, int rc, std::string_view what) {
@@ -123,6 +125,8 @@ std::string Query::text(int column) const {
 // ---- Db ----
 
 Db Db::open(const std::filesystem::path& path, int flags) {
+  registry::page_cache::install();  // before SQLite initialises; without it SQLite's cache serves
+                                    // as is
   sqlite3* handle = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &handle, flags | SQLITE_OPEN_EXRESCODE, nullptr);
   Db db(handle);  // closes the handle SQLite hands back even on failure
