@@ -36,7 +36,7 @@ std::atomic<std::uint64_t> walks_avoided{0};
 // One cache of one connection's pager. SQLite calls a cache's methods from one thread at a
 // time (the connection's), so this needs no lock of its own.
 struct Cache {
-  sqlite3_pcache* inner;
+  sqlite3_pcache* inner = nullptr;
   unsigned ceiling = 0;         // every fetched key is at most this
   unsigned sqlite_highest = 0;  // SQLite's cache's own highest key, mirrored (for the counter)
   // Keys above the ceiling that a page was renamed to and still holds. A split uses one at
