@@ -201,19 +201,23 @@ TEST_CASE("page cache: a table split, deleted from and rolled back through it st
   };
   const sql::Sql insert{"INSERT INTO t (k, v) VALUES (?1, ?2)", "insert"};
   const sql::Sql remove{"DELETE FROM t WHERE k = ?1", "delete"};
+  // Transactions of 100 rows with random keys, each value `value_size` bytes.
+  const auto insert_committed = [&](int transactions, std::size_t value_size) {
+    for (int txn = 0; txn < transactions; ++txn) {
+      db.exec("BEGIN", "begin");
+      for (int i = 0; i < 100; ++i) {
+        auto k = random_bytes(16);
+        auto v = random_bytes(value_size);
+        db.query(insert).bind_blob(0, k).bind_blob(1, v).run();
+        mirror[k] = v;
+      }
+      db.exec("COMMIT", "commit");
+    }
+  };
   const Counts before;
 
   // Random keys: pages split all over the tree, and their numbers get swapped.
-  for (int txn = 0; txn < 200; ++txn) {
-    db.exec("BEGIN", "begin");
-    for (int i = 0; i < 100; ++i) {
-      auto k = random_bytes(16);
-      auto v = random_bytes(120);
-      db.query(insert).bind_blob(0, k).bind_blob(1, v).run();
-      mirror[k] = v;
-    }
-    db.exec("COMMIT", "commit");
-  }
+  insert_committed(200, 120);
   CHECK(before.avoided_since() > 0);  // splits swapped pages: walks SQLite's cache would make
 
   // Deletes free pages, which later splits take again out of order.
@@ -241,16 +245,7 @@ TEST_CASE("page cache: a table split, deleted from and rolled back through it st
   CHECK(rollback.passed_since() > 0);
   CHECK(db.single_integer("PRAGMA page_count", "page count") == size_before);
 
-  for (int txn = 0; txn < 20; ++txn) {
-    db.exec("BEGIN", "begin");
-    for (int i = 0; i < 100; ++i) {
-      auto k = random_bytes(16);
-      auto v = random_bytes(200);
-      db.query(insert).bind_blob(0, k).bind_blob(1, v).run();
-      mirror[k] = v;
-    }
-    db.exec("COMMIT", "commit");
-  }
+  insert_committed(20, 200);
 
   auto check = db.query({"PRAGMA integrity_check", "integrity check"});
   REQUIRE(check.step());
