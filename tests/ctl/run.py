@@ -102,6 +102,16 @@ def configuration(c: Checks, env):
     c.record("an unknown subcommand: exit 2", r.code == EXIT["usage"], r.describe())
     r = env.ctl("device", "add", "--dev-eui", "0000000000000001")
     c.record("a missing required option: exit 2", r.code == EXIT["usage"], r.describe())
+    seed = os.path.join(env.work, "no-such-seed")
+    r = env.ctl("bench", "--seed-file", seed, "--net-id", "000013", "--joins", "10",
+                "--plot", "p.png")
+    c.record("bench --plot without --out: exit 2, saying so",
+             r.code == EXIT["usage"] and "--plot needs --out" in r.err, r.describe())
+    r = env.ctl("bench", "--seed-file", seed, "--net-id", "000013", "--joins", "0",
+                "--out", "r.json", "--plot", "p.png")
+    c.record("bench --plot with --joins 0: exit 2, no load to draw",
+             r.code == EXIT["usage"] and "--joins 0" in r.err and "matplotlib" not in r.err,
+             r.describe())
 
 
 def help_everywhere(c: Checks, env):

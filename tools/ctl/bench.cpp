@@ -10,11 +10,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "lorakeep_config.h"
@@ -154,30 +156,45 @@ std::optional<double> floor_us(const nlohmann::json& floor, const std::string& o
   return sum / n;
 }
 
-void plot(const std::string& json_file, const std::string& png) {
+/// Draws the report with tools/bench-plot; false (and a warning saying why) if not drawn.
+bool plot(const std::string& json_file, const std::string& png) {
   const char* env = std::getenv("LORAKEEP_BENCH_PLOT");
   const std::string script = env != nullptr && *env != '\0' ? env : LORAKEEP_BENCH_PLOT;
   std::cout.flush();
   const pid_t pid = ::fork();
+  if (pid < 0) {
+    std::cerr << "lorakeepctl: bench: warning: no plot: fork: " << std::strerror(errno) << "\n";
+    return false;
+  }
   if (pid == 0) {
     // Run as a program: its #! line names Debian's python3, which has matplotlib.
     ::execl(script.c_str(), script.c_str(), json_file.c_str(), png.c_str(), nullptr);
     ::_exit(127);
   }
   int status = 0;
-  if (pid > 0) {
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::cerr << "lorakeepctl: bench: warning: " << script << " could not draw " << png
-              << " (python3-matplotlib installed?)\n";
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+    std::cerr << "lorakeepctl: bench: warning: no plot: cannot run " << script
+              << " (missing or not executable; LORAKEEP_BENCH_PLOT names another)\n";
+  } else {
+    // The script said why on the standard error it shares with us.
+    std::cerr << "lorakeepctl: bench: warning: " << script << " did not draw " << png << " ("
+              << (WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                    : "killed by signal " + std::to_string(WTERMSIG(status)))
+              << ")\n";
   }
+  return false;
 }
 
 int run_bench(Context& ctx, const Options& o) {
   std::signal(SIGPIPE, SIG_IGN);
   if (o.seed_file.empty()) throw CtlError(Exit::usage, "--seed-file is required");
+  if (!o.plot.empty() && o.out.empty()) throw CtlError(Exit::usage, "--plot needs --out");
+  if (!o.plot.empty() && o.joins == 0) {
+    throw CtlError(Exit::usage, "--plot draws the measured load, and --joins 0 measures none");
+  }
   const auto net_id = lorawan::NetId::from_hex(o.net_id);
   if (!net_id) throw CtlError(Exit::usage, "--net-id: " + net_id.failure().message);
   if (o.app_s_key_req > 0 && (o.as_id.empty() || o.as_cert.empty() || o.as_key.empty())) {
@@ -452,16 +469,17 @@ int run_bench(Context& ctx, const Options& o) {
   report["finished"] = now_utc();
   report["clean"] = clean;
 
+  bool plotted = false;
   if (!o.out.empty()) {
     write_file_atomically(o.out, report.dump(1) + "\n", 0644);
-    if (!o.plot.empty()) plot(o.out, o.plot);
+    plotted = !o.plot.empty() && plot(o.out, o.plot);
   }
   if (ctx.json()) {
     print_json(report);
   } else {
     bench::print_summary(report);
     if (!o.out.empty()) std::cout << "  report: " << o.out << "\n";
-    if (!o.plot.empty() && !o.out.empty()) std::cout << "  plot: " << o.plot << "\n";
+    if (plotted) std::cout << "  plot: " << o.plot << "\n";
     if (!clean) std::cout << "  NOT CLEAN: some requests failed or some answers were wrong\n";
   }
   return clean ? 0 : static_cast<int>(Exit::failure);
