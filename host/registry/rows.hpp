@@ -99,8 +99,6 @@ inline constexpr sql::Sql read_audit{
     "SELECT time_unix, actor, action, subject, detail FROM audit ORDER BY seq DESC LIMIT ?",
     "read the audit trail"};
 
-inline constexpr sql::Sql ping{"SELECT 1", "ping"};
-
 /// Status::malformed when the device breaks a rule of registry.hpp (key sizes, serial length).
 std::optional<Failure> check(const Device& device);
 

@@ -195,7 +195,21 @@ void migrate(sql::Db& db, const std::string& name) {
   }
 }
 
+constexpr sql::Sql read_user_version{"PRAGMA user_version", "read user_version"};
+
 }  // namespace
+
+void check_current(sql::Db& db) {
+  auto q = db.query(read_user_version);
+  q.step_row();
+  const std::int64_t now = q.integer(0);
+  if (now == version()) return;
+  throw sql::Error(SQLITE_ERROR,
+                   "registry: its schema changed to version " + std::to_string(now) +
+                       " while this process had it open (this release knows " +
+                       std::to_string(version()) +
+                       "): another program migrated it; restart with the release that did");
+}
 
 int version() noexcept {
   return static_cast<int>(migrations.size());

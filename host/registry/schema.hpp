@@ -22,4 +22,10 @@ sql::Db open_writer(const std::filesystem::path& path);
 /// Opens a read connection (query_only) to a registry open_writer has prepared.
 sql::Db open_reader(const std::filesystem::path& path);
 
+/// Throws sql::Error when the registry's schema is no longer this release's: another
+/// program (a newer lorakeepctl) migrated it after this process opened it. The writer checks
+/// inside each group's transaction, so nothing is written against a schema it does not
+/// know; the readiness check calls it too.
+void check_current(sql::Db& db);
+
 }  // namespace lorakeep::host::registry::schema

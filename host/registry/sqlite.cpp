@@ -276,8 +276,7 @@ Result<std::vector<AuditRecord>> SqliteRegistry::audit_log(std::size_t limit) {
 
 Result<Ok> SqliteRegistry::ping() {
   return read<Ok>([](sql::Db& db) {
-    auto q = db.query(rows::ping);
-    q.step_row();
+    schema::check_current(db);
     return Ok{};
   });
 }

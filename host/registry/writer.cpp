@@ -1,5 +1,7 @@
 #include "host/registry/writer.hpp"
 
+#include "host/registry/schema.hpp"
+
 namespace lorakeep::host::registry {
 namespace {
 
@@ -84,6 +86,7 @@ void Writer::run_group(std::vector<std::shared_ptr<Job>>& group) noexcept {
 
 std::optional<Failure> Writer::apply_all(std::vector<std::shared_ptr<Job>>& group) {
   db_.query(begin).run();
+  schema::check_current(db_);  // inside the write lock: no migration can slip in after it
   for (auto& job : group) {
     db_.query(savepoint).run();
     const bool ok = job->apply(db_);

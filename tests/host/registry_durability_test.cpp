@@ -361,3 +361,37 @@ TEST_CASE("a group transaction that cannot run fails every write in it, and writ
   CHECK(state(*reg, dev) == NonceState{});
   CHECK(must(reg->commit(join(dev, 0, 1))) == CommitOutcome::committed);
 }
+
+TEST_CASE(
+    "a schema migrated under a running registry: writes refused and not ready, nothing changed") {
+  // A newer lorakeepctl migrates the file while this process (an older lorakeep-js) has it
+  // open. It must not write against a schema it does not know, and must say why.
+  TempDir dir;
+  auto reg = open(dir);
+  const auto dev = eui(1);
+  must(reg->add_device(wrapped(1)));
+  CHECK(must(reg->commit(join(dev, 0, 1))) == CommitOutcome::committed);
+  CHECK(reg->ping().ok());
+  const auto now = sqlite_schema_version();
+  const NonceState before = state(*reg, dev);
+  sql_exec(dir.db(), ("PRAGMA user_version = " + std::to_string(now + 1)).c_str());
+
+  const auto r = reg->commit(join(dev, 1, 2));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.failure().status == Status::internal);
+  CHECK(r.failure().message.find("schema changed to version " + std::to_string(now + 1)) !=
+        std::string::npos);
+  CHECK(r.failure().message.find("restart") != std::string::npos);
+  const auto added = reg->add_device(wrapped(2));
+  CHECK_FALSE(added.ok());
+  const auto ping = reg->ping();
+  REQUIRE_FALSE(ping.ok());
+  CHECK(ping.failure().message.find("schema changed") != std::string::npos);
+  CHECK(must(reg->find_device(eui(2))) == std::nullopt);
+  CHECK(state(*reg, dev) == before);
+
+  // Back to this release's version (as if the migration had been undone): all is as before.
+  sql_exec(dir.db(), ("PRAGMA user_version = " + std::to_string(now)).c_str());
+  CHECK(reg->ping().ok());
+  CHECK(must(reg->commit(join(dev, 1, 2))) == CommitOutcome::committed);
+}
