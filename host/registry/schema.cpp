@@ -150,10 +150,20 @@ std::string hex32(std::int64_t v) {
   return buf.data();
 }
 
+constexpr sql::Sql read_user_version{"PRAGMA user_version", "read user_version"};
+
+// The schema version the file says (prepared once per connection: the writer reads it in
+// every group).
+std::int64_t user_version(sql::Db& db) {
+  auto q = db.query(read_user_version);
+  q.step_row();
+  return q.integer(0);
+}
+
 // Refuses another program's database and a schema newer than this release's.
 void check_identity(sql::Db& db, const std::string& name) {
   const auto app = db.single_integer("PRAGMA application_id", "read application_id");
-  const auto user_version = db.single_integer("PRAGMA user_version", "read user_version");
+  const auto on_file = user_version(db);
   const auto objects = db.single_integer("SELECT count(*) FROM sqlite_schema", "read schema");
   const bool ours = app == application_id || (app == 0 && objects == 0);
   if (!ours) {
@@ -161,11 +171,10 @@ void check_identity(sql::Db& db, const std::string& name) {
                                        " is not a lorakeep registry (application_id " + hex32(app) +
                                        ", " + std::to_string(objects) + " schema objects)");
   }
-  if (user_version > version() || user_version < 0) {
+  if (on_file > version() || on_file < 0) {
     throw sql::Error(SQLITE_ERROR, "registry: " + name + " has schema version " +
-                                       std::to_string(user_version) +
-                                       ", newer than this release's " + std::to_string(version()) +
-                                       "; upgrade lorakeep");
+                                       std::to_string(on_file) + ", newer than this release's " +
+                                       std::to_string(version()) + "; upgrade lorakeep");
   }
 }
 
@@ -174,7 +183,7 @@ void migrate(sql::Db& db, const std::string& name) {
   try {
     // Again inside the write lock: another process may have migrated meanwhile.
     check_identity(db, name);
-    const auto from = db.single_integer("PRAGMA user_version", "read user_version");
+    const auto from = user_version(db);
     for (auto step = static_cast<std::size_t>(from); step < migrations.size(); ++step) {
       db.exec(migrations.at(step), "migration " + std::to_string(step + 1) + " of " + name);
     }
@@ -195,14 +204,10 @@ void migrate(sql::Db& db, const std::string& name) {
   }
 }
 
-constexpr sql::Sql read_user_version{"PRAGMA user_version", "read user_version"};
-
 }  // namespace
 
 void check_current(sql::Db& db) {
-  auto q = db.query(read_user_version);
-  q.step_row();
-  const std::int64_t now = q.integer(0);
+  const std::int64_t now = user_version(db);
   if (now == version()) return;
   throw sql::Error(SQLITE_ERROR,
                    "registry: its schema changed to version " + std::to_string(now) +
